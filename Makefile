@@ -1,0 +1,50 @@
+# spotline — the two commands: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed
+
+.PHONY: demo test lint typecheck template-check unit setup clean bench
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[container,local,dev]'
+	touch $(STAMP)
+
+# checkov pins its own dependency tree; it lives in a venv of its own so it cannot move ours.
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
+setup: $(STAMP) $(TOOLS_STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+template-check: $(STAMP) $(TOOLS_STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/checkov --quiet --compact -f template.yaml --framework cloudformation
+	$(TOOLS)/bin/checkov --quiet --compact -f container/Dockerfile --framework dockerfile
+	$(VENV)/bin/hadolint container/Dockerfile
+
+test: setup lint typecheck template-check
+	$(VENV)/bin/pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/spotline demo
+
+bench: $(STAMP)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

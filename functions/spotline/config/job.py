@@ -1,0 +1,122 @@
+"""The ``job`` and ``promote`` sections: what SageMaker runs, on what, for how long, at what cost."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from spotline.config.durations import format_duration
+from spotline.config.schema import Duration, Issue, setting
+
+INSTANCE_TYPE = r"ml\.[a-z0-9]+\.[a-z0-9]+"
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
+RESERVED_CHANNELS = frozenset({"config", "model", "images"})
+MAX_SAGEMAKER_SECONDS = 28 * 86400
+
+
+@dataclass(frozen=True, kw_only=True)
+class VpcSection:
+    subnets: tuple[str, ...] = setting(
+        required=True, min_items=1, max_items=16, pattern=r"subnet-[0-9a-f]{8,17}", expect="a subnet id (subnet-...)", help="subnet ids"
+    )
+    security_group_ids: tuple[str, ...] = setting(
+        required=True, min_items=1, max_items=5, pattern=r"sg-[0-9a-f]{8,17}", expect="a security group id (sg-...)", help="security group ids"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSection:
+    instance_type: str = setting(
+        "ml.g4dn.xlarge", pattern=INSTANCE_TYPE, help="a SageMaker instance type such as ml.g4dn.xlarge"
+    )
+    fallback_instance_types: tuple[str, ...] = setting(
+        default_factory=tuple,
+        max_items=8,
+        pattern=INSTANCE_TYPE,
+        expect="a SageMaker instance type such as ml.g5.xlarge",
+        help="instance types tried in order when the first has no Spot capacity",
+    )
+    instance_count: int = setting(1, min=1, max=16, help="hosts per attempt (data-parallel over all GPUs)")
+    spot: bool = setting(True, help="run on Managed Spot capacity (about 70% cheaper, may be interrupted)")
+    max_runtime: Duration = setting(
+        Duration(4 * 3600), min=60, max=MAX_SAGEMAKER_SECONDS, help="training time allowed per attempt"
+    )
+    max_wait: Duration | None = setting(
+        None,
+        min=60,
+        max=MAX_SAGEMAKER_SECONDS,
+        help="Spot only: runtime plus time spent waiting for capacity per attempt (default: 2 x max_runtime)",
+    )
+    max_attempts: int = setting(5, min=1, max=20, help="attempts per run, the first one included")
+    on_demand_fallback: bool = setting(
+        False, help="after the Spot rungs, one last attempt on on-demand capacity (full price)"
+    )
+    budget_usd: float | None = setting(
+        None, min=0.01, help="estimated spend over all attempts after which no relaunch starts"
+    )
+    continue_after_max_runtime: bool = setting(
+        False, help="relaunch from the last checkpoint when an attempt reaches max_runtime"
+    )
+    retry_backoff: Duration = setting(
+        Duration(60), min=1, max=6 * 3600, help="first relaunch delay; doubles each attempt, with jitter"
+    )
+    volume_size_gb: int = setting(50, min=1, max=16384, help="EBS volume per host, in GB")
+    input_mode: Literal["File", "FastFile"] = setting("File", help="how channels reach the container")
+    channels: Mapping[str, str] = setting(
+        required=True,
+        min_items=1,
+        max_items=16,
+        help="data channels: name -> s3://bucket/prefix or a prefix of the drop bucket (needs 'train')",
+    )
+    network_isolation: bool = setting(True, help="no network access from the container")
+    vpc: VpcSection | None = setting(None, help="run inside a VPC (subnets and security groups)")
+
+    @property
+    def effective_max_wait(self) -> int | None:
+        """MaxWaitTimeInSeconds for a Spot attempt (None when Spot is off)."""
+        if not self.spot:
+            return None
+        if self.max_wait is not None:
+            return int(self.max_wait)
+        return min(2 * int(self.max_runtime), MAX_SAGEMAKER_SECONDS)
+
+    @property
+    def instance_ladder(self) -> tuple[str, ...]:
+        """The instance types of the run, first choice first, without repeats."""
+        return tuple(dict.fromkeys((self.instance_type, *self.fallback_instance_types)))
+
+    def checks(self, path: str) -> list[Issue]:
+        issues = []
+        at = f"{path}." if path else ""
+        if self.max_wait is not None:
+            if not self.spot:
+                issues.append(Issue(f"{at}max_wait", self.max_wait, "only allowed with spot: true"))
+            elif self.max_wait < self.max_runtime:
+                issues.append(
+                    Issue(
+                        f"{at}max_wait",
+                        format_duration(int(self.max_wait)),
+                        f"must be at least max_runtime ({format_duration(int(self.max_runtime))})",
+                    )
+                )
+        if "train" not in self.channels:
+            issues.append(Issue(f"{at}channels", dict(self.channels), "needs a 'train' channel"))
+        for name in self.channels:
+            if not CHANNEL_NAME.fullmatch(name):
+                issues.append(Issue(f"{at}channels.{name}", name, "channel names use A-Z a-z 0-9 . - _"))
+            elif name in RESERVED_CHANNELS:
+                issues.append(Issue(f"{at}channels.{name}", name, "this channel name is reserved by spotline"))
+        if self.on_demand_fallback and not self.spot:
+            issues.append(Issue(f"{at}on_demand_fallback", True, "only meaningful with spot: true"))
+        return issues
+
+
+VAL_METRICS = ("val/mAP50", "val/mAP")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromoteSection:
+    metric: Literal["val/mAP50", "val/mAP"] = setting("val/mAP50", help="the metric the gate reads")
+    min: float = setting(required=True, min=0.0, max=1.0, help="the lowest value that promotes the model")

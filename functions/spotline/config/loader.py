@@ -1,0 +1,85 @@
+"""Reading untrusted YAML: safe constructors only, and caps on size, aliases, depth and nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from spotline.config.schema import ConfigError, Issue
+
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_ALIASES = 32
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+
+
+class _LimitedSafeLoader(yaml.SafeLoader):
+    """SafeLoader (no Python tags) that refuses documents built to explode when walked."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.YAMLError(
+                    f"more than {MAX_ALIASES} aliases (*refs) at line {event.start_mark.line + 1}: "
+                    "alias expansion is capped to keep configs from exploding"
+                )
+        return super().compose_node(parent, index)
+
+
+def load_yaml_document(data: bytes | str, *, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
+    """Parse one YAML document safely or raise :class:`ConfigError` naming the problem."""
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_bytes:
+        raise ConfigError([Issue("", f"{size} bytes", f"the file must be at most {max_bytes} bytes")])
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError([Issue("", f"byte {e.start}", "the file must be UTF-8 text")]) from e
+    else:
+        text = data
+    if not text.strip():
+        raise ConfigError([Issue("", "an empty file", "expected a YAML mapping with at least a 'job' section")])
+    try:
+        loader = _LimitedSafeLoader(text)
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        raise ConfigError([Issue("", _yaml_problem(e), "expected valid YAML (safe tags only)")]) from e
+    _check_shape(document)
+    return document
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)
+
+
+def _check_shape(document: Any) -> None:
+    """Walk the document once with a budget: deep nesting and shared-node blow-ups are refused."""
+    budget = MAX_NODES
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError([Issue("", "too many values", f"a config holds at most {MAX_NODES} values")])
+        if depth > MAX_DEPTH:
+            raise ConfigError([Issue("", f"nesting depth {depth}", f"expected at most {MAX_DEPTH} levels")])
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node)
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)

@@ -1,0 +1,128 @@
+"""The whole run config: every section, and the one entry point that reads a file into it.
+
+The launch function, the ``spotline validate`` command and the container all call
+:func:`parse_run_config`, so anything the container would reject is rejected before launch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from spotline.config.job import JobSection, PromoteSection
+from spotline.config.loader import MAX_CONFIG_BYTES, load_yaml_document
+from spotline.config.schema import ConfigError, Issue, build, setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """A validated, frozen run config."""
+
+    job: JobSection = setting(required=True, help="where and how the SageMaker job runs")
+    promote: PromoteSection | None = setting(
+        None, help="gate that makes a succeeded run the default model for inference"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationContext:
+    """What the deployment allows, beyond the file itself (where data may come from)."""
+
+    drop_bucket: str | None = None
+    extra_data_buckets: frozenset[str] = field(default_factory=frozenset)
+    data_prefixes: tuple[str, ...] = ("datasets/",)
+
+
+def parse_run_config(
+    data: bytes | str,
+    context: ValidationContext | None = None,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    max_bytes: int = MAX_CONFIG_BYTES,
+) -> RunConfig:
+    """Read, merge ``overrides`` (dotted keys, YAML-typed string values) and validate a config."""
+    document = load_yaml_document(data, max_bytes=max_bytes)
+    if not isinstance(document, dict):
+        raise ConfigError(
+            [Issue("", document, "the top level must be a mapping of sections (job, model, solver, ...)")]
+        )
+    if overrides:
+        document = apply_overrides(document, overrides)
+    config = build(RunConfig, document)
+    issues = channel_issues(config, context or ValidationContext())
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def apply_overrides(document: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of ``document`` with ``a.b.c=value`` overrides set (SageMaker hyperparameters)."""
+    issues: list[Issue] = []
+    merged = _deep_copy(document)
+    for dotted, text in overrides.items():
+        keys = dotted.split(".")
+        if not all(keys):
+            issues.append(Issue(dotted, text, "expected a dotted key such as solver.base_lr"))
+            continue
+        try:
+            value = yaml.safe_load(text) if isinstance(text, str) else text
+        except yaml.YAMLError:
+            value = text
+        node: Any = merged
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                issues.append(Issue(dotted, text, f"'{key}' is not a section"))
+                break
+            node = child
+        else:
+            node[keys[-1]] = value
+    if issues:
+        raise ConfigError(issues)
+    return merged
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def resolve_channel_uri(uri: str, drop_bucket: str | None) -> tuple[str, str]:
+    """``(bucket, prefix)`` of a channel: ``s3://b/p`` or a prefix of the drop bucket."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[5:].partition("/")
+        return bucket, prefix
+    return drop_bucket or "", uri
+
+
+def channel_issues(config: RunConfig, context: ValidationContext) -> list[Issue]:
+    """Data channels must point at readable data: the drop bucket's data prefixes or an allowed bucket."""
+    issues = []
+    for name, uri in config.job.channels.items():
+        path = f"job.channels.{name}"
+        bucket, prefix = resolve_channel_uri(uri, context.drop_bucket)
+        if uri.startswith("s3://") and not bucket:
+            issues.append(Issue(path, uri, "expected s3://bucket/prefix"))
+            continue
+        if ".." in prefix.split("/") or prefix.startswith("/") or "//" in prefix:
+            issues.append(Issue(path, uri, "a prefix without '..', '//' or a leading '/'"))
+            continue
+        in_drop_bucket = not uri.startswith("s3://") or bucket == context.drop_bucket
+        if in_drop_bucket:
+            if not prefix.startswith(context.data_prefixes):
+                allowed = " or ".join(context.data_prefixes)
+                issues.append(Issue(path, uri, f"data in the drop bucket lives under {allowed}"))
+        elif bucket not in context.extra_data_buckets and context.drop_bucket is not None:
+            allowed = ", ".join(sorted(context.extra_data_buckets)) or "none"
+            issues.append(
+                Issue(path, uri, f"bucket '{bucket}' is not allowed for data (allowed besides the drop bucket: {allowed})")
+            )
+    return issues

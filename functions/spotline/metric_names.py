@@ -1,0 +1,32 @@
+"""The metric lines the container prints and the regexes SageMaker uses to read them.
+
+One definition for both sides: the container formats with :func:`metric_line`, the control
+plane sends :func:`metric_definitions` as ``AlgorithmSpecification.MetricDefinitions``.
+"""
+
+from __future__ import annotations
+
+TRAIN_LOSS = "train/loss"
+TRAIN_LR = "train/lr"
+TRAIN_THROUGHPUT = "train/images_per_s"
+VAL_MAP50 = "val/mAP50"
+VAL_MAP = "val/mAP"
+INFER_THROUGHPUT = "infer/images_per_s"
+
+ALL = (TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP50, VAL_MAP, INFER_THROUGHPUT)
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def metric_line(name: str, value: float, step: int) -> str:
+    """``#metric train/loss=0.512300 step=120`` — the one format the regexes below read."""
+    if name not in ALL:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(ALL)}")
+    return f"#metric {name}={value:.6g} step={step}"
+
+
+def metric_regex(name: str) -> str:
+    return "#metric " + name.replace(".", r"\.") + "=" + _NUMBER
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    return [{"Name": name, "Regex": metric_regex(name)} for name in ALL]
