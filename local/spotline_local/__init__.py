@@ -1,0 +1,1 @@
+"""The embedded default: spotline on one machine (moto server, a local SageMaker, the CLI)."""
