@@ -1,0 +1,76 @@
+"""The functions' environment: every variable named once, read once at cold start, typed.
+
+A missing or malformed variable fails the cold start with its name, not a KeyError deep in a
+handler. The template sets these in ``Globals.Function.Environment``; the local stack sets the
+same names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from spotline.naming import JOB_PREFIX
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is incomplete or malformed."""
+
+
+# name -> help; required unless a default is given in Settings.from_env
+BUCKET = "SPOTLINE_BUCKET"
+TABLE = "SPOTLINE_TABLE"
+TOPIC_ARN = "SPOTLINE_TOPIC_ARN"
+EVENT_BUS = "SPOTLINE_EVENT_BUS"
+IMAGE_URI = "SPOTLINE_IMAGE_URI"
+EXECUTION_ROLE_ARN = "SPOTLINE_EXECUTION_ROLE_ARN"
+JOB_PREFIX_VAR = "SPOTLINE_JOB_PREFIX"
+KMS_KEY_ARN = "SPOTLINE_KMS_KEY_ARN"
+EXTRA_DATA_BUCKETS = "SPOTLINE_EXTRA_DATA_BUCKETS"
+MAX_CONFIG_BYTES = "SPOTLINE_MAX_CONFIG_BYTES"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    table: str
+    topic_arn: str
+    image_uri: str
+    execution_role_arn: str
+    job_prefix: str
+    event_bus: str = "default"
+    kms_key_arn: str | None = None
+    extra_data_buckets: frozenset[str] = field(default_factory=frozenset)
+    max_config_bytes: int = 256 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [
+            name
+            for name in (BUCKET, TABLE, TOPIC_ARN, IMAGE_URI, EXECUTION_ROLE_ARN, JOB_PREFIX_VAR)
+            if not env.get(name)
+        ]
+        if missing:
+            raise SettingsError(f"missing environment variable(s): {', '.join(missing)}")
+        prefix = env[JOB_PREFIX_VAR]
+        if not JOB_PREFIX.fullmatch(prefix):
+            raise SettingsError(f"{JOB_PREFIX_VAR}={prefix!r} must match {JOB_PREFIX.pattern}")
+        try:
+            max_config_bytes = int(env.get(MAX_CONFIG_BYTES, str(256 * 1024)))
+        except ValueError as e:
+            raise SettingsError(f"{MAX_CONFIG_BYTES} must be a whole number of bytes") from e
+        extra = frozenset(b.strip() for b in env.get(EXTRA_DATA_BUCKETS, "").split(",") if b.strip())
+        return cls(
+            bucket=env[BUCKET],
+            table=env[TABLE],
+            topic_arn=env[TOPIC_ARN],
+            image_uri=env[IMAGE_URI],
+            execution_role_arn=env[EXECUTION_ROLE_ARN],
+            job_prefix=prefix,
+            event_bus=env.get(EVENT_BUS) or "default",
+            kms_key_arn=env.get(KMS_KEY_ARN) or None,
+            extra_data_buckets=extra,
+            max_config_bytes=max_config_bytes,
+        )

@@ -1,0 +1,55 @@
+"""Run and attempt states, with their terminal sets.
+
+```
+              ┌──────────── REJECTED (bad config, nothing launched)
+ PENDING ─────┤
+              └─► RUNNING ──► SUCCEEDED
+                    │  ▲  ├─► FAILED     (user error, caps reached)
+                    ▼  │  └─► CANCELLED  (stopped by a person)
+                  RETRYING (waiting for its relaunch)
+```
+A run in a terminal state never changes again; every transition is a conditional write.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_RUN_STATES
+
+
+TERMINAL_RUN_STATES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.REJECTED})
+
+ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.REJECTED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.RETRYING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.RETRYING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
+}
+
+
+class AttemptStatus(StrEnum):
+    LAUNCHING = "LAUNCHING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    INTERRUPTED = "INTERRUPTED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+
+TERMINAL_ATTEMPT_STATES = frozenset(
+    {AttemptStatus.COMPLETED, AttemptStatus.INTERRUPTED, AttemptStatus.FAILED, AttemptStatus.STOPPED}
+)
