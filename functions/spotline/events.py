@@ -1,9 +1,9 @@
 """Typed views of the events spotline receives, accepting the shapes AWS really sends.
 
 * S3 ``Object Created`` through EventBridge: ``detail.bucket.name``, ``detail.object.key``
-  (URL-encoded by S3? No: EventBridge carries the raw key, but older tooling and some
-  replays send it '+'/'%'-encoded, so a key that only exists decoded is decoded),
-  ``etag``, optional ``version-id``, ``size``.
+  (URL-encoded the way S3 notifications encode it: ``red flower.jpg`` -> ``red+flower.jpg``),
+  ``etag``, optional ``version-id``, ``size``. A key that cannot be an encoded one (it holds
+  a space or a non-ASCII character, as emulators send) is taken as it is.
 * ``SageMaker Training Job State Change``: ``Tags`` as ``{}``, a map, or a list of
   ``{Key, Value}``; timestamps as epoch milliseconds (int or float) or ISO-8601 text.
 """
@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 
 class EventShapeError(ValueError):
@@ -45,6 +46,7 @@ def parse_object_created(event: Mapping[str, Any]) -> ObjectCreated:
         raise EventShapeError(f"not an S3 Object Created event: missing {e}") from e
     if not isinstance(key, str) or not isinstance(bucket, str):
         raise EventShapeError("S3 event with a non-text bucket or key")
+    key = decode_event_key(key)
     etag = str(obj.get("etag") or obj.get("eTag") or "").strip('"')
     return ObjectCreated(
         bucket=bucket,
@@ -55,6 +57,13 @@ def parse_object_created(event: Mapping[str, Any]) -> ObjectCreated:
         event_id=str(event.get("id", "")),
         reason=str(detail.get("reason", "")),
     )
+
+
+def decode_event_key(key: str) -> str:
+    """The object key of an S3 event: URL-decoded unless it is visibly already raw."""
+    if " " in key or not key.isascii():
+        return key
+    return unquote_plus(key)
 
 
 @dataclass(frozen=True)
