@@ -1,0 +1,56 @@
+"""A run's recovery policy, taken from its config at launch and kept in the ledger.
+
+The job-state and relaunch functions decide from this record alone, so they never re-read
+or re-validate the user's file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from spotline.config import RunConfig
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    ladder: tuple[str, ...]
+    spot: bool
+    max_attempts: int
+    on_demand_fallback: bool
+    budget_usd: float | None
+    continue_after_max_runtime: bool
+    retry_backoff_s: int
+    max_wait_s: int | None
+    instance_count: int
+    promote_metric: str | None = None
+    promote_min: float | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> RunPolicy:
+        job = config.job
+        return cls(
+            ladder=job.instance_ladder,
+            spot=job.spot,
+            max_attempts=job.max_attempts,
+            on_demand_fallback=job.on_demand_fallback,
+            budget_usd=job.budget_usd,
+            continue_after_max_runtime=job.continue_after_max_runtime,
+            retry_backoff_s=int(job.retry_backoff),
+            max_wait_s=job.effective_max_wait,
+            instance_count=job.instance_count,
+            promote_metric=config.promote.metric if config.promote else None,
+            promote_min=config.promote.min if config.promote else None,
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        item = asdict(self)
+        item["ladder"] = list(self.ladder)
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:
+        data = dict(item)
+        data["ladder"] = tuple(data["ladder"])
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
