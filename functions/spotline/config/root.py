@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from spotline.config.job import JobSection, PromoteSection
 from spotline.config.loader import MAX_CONFIG_BYTES, load_yaml_document
+from spotline.config.model import (
+    AugmentSection,
+    CheckpointSection,
+    DataLoaderSection,
+    EvalSection,
+    InferenceSection,
+    InputSection,
+    ModelSection,
+    SolverSection,
+)
 from spotline.config.schema import ConfigError, Issue, build, setting
 
 
@@ -25,6 +35,17 @@ class RunConfig:
     promote: PromoteSection | None = setting(
         None, help="gate that makes a succeeded run the default model for inference"
     )
+    mode: Literal["train", "inference"] = setting(
+        "train", help="train a model, or run inference with one (hyperparameter mode=inference)"
+    )
+    model: ModelSection = setting(default_factory=ModelSection, help="the detector")
+    input: InputSection = setting(default_factory=InputSection, help="input images")
+    dataloader: DataLoaderSection = setting(default_factory=DataLoaderSection, help="data loading")
+    solver: SolverSection = setting(default_factory=SolverSection, help="optimisation and precision")
+    augment: AugmentSection = setting(default_factory=AugmentSection, help="training augmentation")
+    checkpoint: CheckpointSection = setting(default_factory=CheckpointSection, help="Spot-safe checkpoints")
+    eval: EvalSection = setting(default_factory=EvalSection, help="COCO evaluation on the val channel")
+    inference: InferenceSection = setting(default_factory=InferenceSection, help="inference mode")
 
 
 @dataclass(frozen=True, kw_only=True)
