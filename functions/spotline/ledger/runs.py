@@ -14,6 +14,7 @@ from typing import Any
 
 from spotline.ledger.table import GSI1, ConditionFailed, LedgerTable
 from spotline.states import ALLOWED_TRANSITIONS, RunStatus
+from spotline.timefmt import iso_utc as _iso
 
 RUN_SK = "RUN"
 RUNS_INDEX_PK = "RUNS"
@@ -94,6 +95,19 @@ class RunLedger:
             return False
         return True
 
+    def release_launch(self, run_id: str, *, now: float) -> None:
+        """Give up this invocation's launch lease (it failed), so a retry can take over at once."""
+        try:
+            self.table.update(
+                run_pk(run_id),
+                RUN_SK,
+                {"lease_until": 0, "updated_at": _iso(now)},
+                condition="#st = :pending",
+                condition_values={"#st": "status", ":pending": RunStatus.PENDING.value},
+            )
+        except ConditionFailed:
+            pass  # the run moved on: nothing to release
+
     def transition(
         self, run_id: str, to: RunStatus, *, now: float, expected: Iterable[RunStatus] | None = None,
         attrs: Mapping[str, Any] | None = None, expected_attempt: int | None = None,
@@ -161,9 +175,3 @@ class RunLedger:
 
     def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)
-
-
-def _iso(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,45 @@
+"""LaunchFunction: S3 ``Object Created`` under ``configs/`` (via EventBridge) -> a training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from spotline.events import EventShapeError, parse_object_created
+from spotline.launch import Launcher
+from spotline.ledger import LedgerTable, RunLedger
+from spotline.notify import Notifier
+from spotline.settings import Settings
+from spotline.training_jobs import TrainingJobs
+
+SETTINGS = Settings.from_env()
+logger = Logger()
+metrics = Metrics()
+
+
+@functools.cache
+def launcher() -> Launcher:
+    return Launcher(
+        SETTINGS,
+        ledger=RunLedger(LedgerTable(SETTINGS.table)),
+        jobs=TrainingJobs(),
+        notifier=Notifier(SETTINGS.topic_arn, SETTINGS.event_bus),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        obj = parse_object_created(event)
+    except EventShapeError as e:
+        logger.error("unusable event, not retried", extra={"error": str(e)})
+        return {"action": "ignored", "reason": str(e)}
+    outcome = launcher().launch_from_object(obj)
+    metrics.add_metric(name=f"Configs{outcome.action.capitalize()}", unit=MetricUnit.Count, value=1)
+    return dataclasses.asdict(outcome)
