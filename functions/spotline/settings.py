@@ -29,6 +29,8 @@ JOB_PREFIX_VAR = "SPOTLINE_JOB_PREFIX"
 KMS_KEY_ARN = "SPOTLINE_KMS_KEY_ARN"
 EXTRA_DATA_BUCKETS = "SPOTLINE_EXTRA_DATA_BUCKETS"
 MAX_CONFIG_BYTES = "SPOTLINE_MAX_CONFIG_BYTES"
+RELAUNCH_QUEUE_URL = "SPOTLINE_RELAUNCH_QUEUE_URL"  # job-state and relaunch functions: the retry delay queue
+PRICES = "SPOTLINE_PRICES"  # optional JSON {"ml.g4dn.xlarge": 0.736, ...}: on-demand USD per instance-hour
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Settings:
     kms_key_arn: str | None = None
     extra_data_buckets: frozenset[str] = field(default_factory=frozenset)
     max_config_bytes: int = 256 * 1024
+    relaunch_queue_url: str | None = None
+    prices_json: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,4 +77,6 @@ class Settings:
             kms_key_arn=env.get(KMS_KEY_ARN) or None,
             extra_data_buckets=extra,
             max_config_bytes=max_config_bytes,
+            relaunch_queue_url=env.get(RELAUNCH_QUEUE_URL) or None,
+            prices_json=env.get(PRICES) or None,
         )
