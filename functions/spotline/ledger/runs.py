@@ -173,5 +173,13 @@ class RunLedger:
             return False
         return True
 
+    def notice_claimed(self, run_id: str, what: str) -> bool:
+        """Whether the notice ``what`` of the run was already claimed."""
+        return self.table.get(run_pk(run_id), f"NOTICE#{what}") is not None
+
+    def release_notice(self, run_id: str, what: str) -> None:
+        """Undo a claim whose notice could not be sent, so a retry sends it."""
+        self.table.delete(run_pk(run_id), f"NOTICE#{what}")
+
     def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)

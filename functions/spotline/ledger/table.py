@@ -86,6 +86,10 @@ class LedgerTable:
         item = response.get("Item")
         return self._plain(item) if item else None
 
+    def delete(self, pk: str, sk: str) -> None:
+        """Remove one item (absent is fine)."""
+        self.client.delete_item(TableName=self.name, Key=self._item({"pk": pk, "sk": sk}))
+
     def update(
         self,
         pk: str,
