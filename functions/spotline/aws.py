@@ -21,7 +21,9 @@ def client(service: str) -> Any:
 
     return boto3.client(
         service,
-        config=Config(retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=30),
+        config=Config(
+            retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS}, connect_timeout=5, read_timeout=30
+        ),
     )
 
 

@@ -103,7 +103,9 @@ def parse_tags(value: Any) -> dict[str, str]:
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     if isinstance(value, list):
-        return {str(t["Key"]): str(t.get("Value", "")) for t in value if isinstance(t, Mapping) and "Key" in t}
+        return {
+            str(t["Key"]): str(t.get("Value", "")) for t in value if isinstance(t, Mapping) and "Key" in t
+        }
     raise EventShapeError(f"unreadable Tags {value!r}")
 
 

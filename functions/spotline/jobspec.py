@@ -38,7 +38,7 @@ class Rung:
 
 
 def _tag_value(text: str) -> str:
-    """Tag values allow (any script's) letters, digits, spaces and ``_ . : / = + - @``, at most 256 characters."""
+    """Tag values: letters of any script, digits, spaces and ``_ . : / = + - @``; 256 characters."""
     allowed = set("_.:/=+-@ ")
     return "".join(c if c.isalnum() or c in allowed else "_" for c in text)[:256]
 
@@ -128,7 +128,8 @@ def request_for_attempt(
     request["StoppingCondition"] = stopping
     request.setdefault("Environment", {})["SPOTLINE_ATTEMPT"] = str(attempt)
     request["Tags"] = [
-        {"Key": t["Key"], "Value": str(attempt) if t["Key"] == TAG_ATTEMPT else t["Value"]} for t in request["Tags"]
+        {"Key": t["Key"], "Value": str(attempt) if t["Key"] == TAG_ATTEMPT else t["Value"]}
+        for t in request["Tags"]
     ]
     return request
 
@@ -137,7 +138,11 @@ def _channel(name: str, uri: str, mode: str, data_type: str) -> dict[str, Any]:
     return {
         "ChannelName": name,
         "DataSource": {
-            "S3DataSource": {"S3DataType": data_type, "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+            "S3DataSource": {
+                "S3DataType": data_type,
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
         },
         "InputMode": mode,
     }

@@ -16,6 +16,7 @@ that the event is retried and, in the end, lands in the function's dead-letter q
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -142,7 +143,9 @@ class Launcher:
         if obj.size > cap:
             raise ConfigError([too_big])
         if obj.size == 0:
-            raise ConfigError([Issue("", "an empty file", "expected a YAML mapping with at least a 'job' section")])
+            raise ConfigError(
+                [Issue("", "an empty file", "expected a YAML mapping with at least a 'job' section")]
+            )
         request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
         if obj.version_id:
             request["VersionId"] = obj.version_id
@@ -165,7 +168,9 @@ class Launcher:
 
     def _reject(self, run_id: str, obj: ObjectCreated, issues: list[Issue]) -> None:
         now = self.clock()
-        errors = [{"key": i.path, "value": repr(i.value), "expected": i.expected, "message": str(i)} for i in issues]
+        errors = [
+            {"key": i.path, "value": repr(i.value), "expected": i.expected, "message": str(i)} for i in issues
+        ]
         report = {
             "run_id": run_id,
             "status": RunStatus.REJECTED.value,
@@ -200,7 +205,9 @@ class Launcher:
 
     def _launch(self, run_id: str, obj: ObjectCreated, data: bytes, config: RunConfig) -> LaunchOutcome:
         config_key = layout.run_config_key(run_id)
-        self.s3.put_object(Bucket=self.settings.bucket, Key=config_key, Body=data, ContentType="application/yaml")
+        self.s3.put_object(
+            Bucket=self.settings.bucket, Key=config_key, Body=data, ContentType="application/yaml"
+        )
         request = training_request(
             settings=self.settings, run_id=run_id, config=config, config_key=config_key, source_key=obj.key
         )
@@ -211,10 +218,8 @@ class Launcher:
             "spot": config.job.spot,
             "status": AttemptStatus.LAUNCHING.value,
         }
-        try:
+        with contextlib.suppress(AttemptExists):  # a previous invocation got this far before it stopped
             self.ledger.record_attempt(run_id, 1, attempt)
-        except AttemptExists:
-            pass  # a previous invocation got this far before it stopped
         try:
             self.jobs.create(request)
         except JobAlreadyExists:
@@ -222,7 +227,9 @@ class Launcher:
         except JobRequestRejected as e:
             return self._refused_by_sagemaker(run_id, obj, e)
         now = self.clock()
-        self.ledger.update_attempt(run_id, 1, {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": _iso(now)})
+        self.ledger.update_attempt(
+            run_id, 1, {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": _iso(now)}
+        )
         try:
             self.ledger.transition(
                 run_id,
@@ -241,12 +248,16 @@ class Launcher:
         logger.info("launched %s for %s", name, obj.key, extra={"run_id": run_id, "job_name": name})
         return LaunchOutcome("launched", run_id, name)
 
-    def _refused_by_sagemaker(self, run_id: str, obj: ObjectCreated, error: JobRequestRejected) -> LaunchOutcome:
+    def _refused_by_sagemaker(
+        self, run_id: str, obj: ObjectCreated, error: JobRequestRejected
+    ) -> LaunchOutcome:
         """SageMaker refused a request our schema accepted (an instance type the account lacks, a quota)."""
         if error.code == "ResourceLimitExceeded":
             raise error  # a quota frees up: retried by the event's retry policy, then the DLQ
         now = self.clock()
-        self.ledger.update_attempt(run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)})
+        self.ledger.update_attempt(
+            run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)}
+        )
         self.ledger.transition(
             run_id, RunStatus.FAILED, now=now, expected=[RunStatus.PENDING], attrs={"errors": [str(error)]}
         )

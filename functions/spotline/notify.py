@@ -21,7 +21,9 @@ def _subject(text: str) -> str:
 class Notifier:
     """Publishes to the alert topic and the event bus; clients are built on first use."""
 
-    def __init__(self, topic_arn: str, event_bus: str = "default", *, sns: Any = None, events: Any = None) -> None:
+    def __init__(
+        self, topic_arn: str, event_bus: str = "default", *, sns: Any = None, events: Any = None
+    ) -> None:
         self.topic_arn = topic_arn
         self.event_bus = event_bus
         self._sns = sns
@@ -64,4 +66,6 @@ class Notifier:
         )
         if response.get("FailedEntryCount"):
             entry = response["Entries"][0]
-            raise RuntimeError(f"PutEvents refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}")
+            raise RuntimeError(
+                f"PutEvents refused {detail_type}: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            )

@@ -51,6 +51,6 @@ class RunPolicy:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:
-        data = dict(item)
+        data: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
         data["ladder"] = tuple(data["ladder"])
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        return cls(**data)

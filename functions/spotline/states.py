@@ -30,7 +30,9 @@ class RunStatus(StrEnum):
         return self in TERMINAL_RUN_STATES
 
 
-TERMINAL_RUN_STATES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.REJECTED})
+TERMINAL_RUN_STATES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.REJECTED}
+)
 
 ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.REJECTED, RunStatus.FAILED}),

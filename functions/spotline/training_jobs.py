@@ -40,7 +40,7 @@ class TrainingJobs:
         return self._client
 
     def create(self, request: Mapping[str, Any]) -> str:
-        """Create the job and return its ARN, or raise :class:`JobAlreadyExists`/:class:`JobRequestRejected`."""
+        """Create the job, return its ARN; :class:`JobAlreadyExists` if the name is taken."""
         from botocore.exceptions import ClientError
 
         try:

@@ -19,10 +19,20 @@ MAX_SAGEMAKER_SECONDS = 28 * 86400
 @dataclass(frozen=True, kw_only=True)
 class VpcSection:
     subnets: tuple[str, ...] = setting(
-        required=True, min_items=1, max_items=16, pattern=r"subnet-[0-9a-f]{8,17}", expect="a subnet id (subnet-...)", help="subnet ids"
+        required=True,
+        min_items=1,
+        max_items=16,
+        pattern=r"subnet-[0-9a-f]{8,17}",
+        expect="a subnet id (subnet-...)",
+        help="subnet ids",
     )
     security_group_ids: tuple[str, ...] = setting(
-        required=True, min_items=1, max_items=5, pattern=r"sg-[0-9a-f]{8,17}", expect="a security group id (sg-...)", help="security group ids"
+        required=True,
+        min_items=1,
+        max_items=5,
+        pattern=r"sg-[0-9a-f]{8,17}",
+        expect="a security group id (sg-...)",
+        help="security group ids",
     )
 
 
@@ -107,7 +117,9 @@ class JobSection:
             if not CHANNEL_NAME.fullmatch(name):
                 issues.append(Issue(f"{at}channels.{name}", name, "channel names use A-Z a-z 0-9 . - _"))
             elif name in RESERVED_CHANNELS:
-                issues.append(Issue(f"{at}channels.{name}", name, "this channel name is reserved by spotline"))
+                issues.append(
+                    Issue(f"{at}channels.{name}", name, "this channel name is reserved by spotline")
+                )
         if self.on_demand_fallback and not self.spot:
             issues.append(Issue(f"{at}on_demand_fallback", True, "only meaningful with spot: true"))
         return issues

@@ -25,7 +25,7 @@ class _LimitedSafeLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                event = self.peek_event()
+                event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise yaml.YAMLError(
                     f"more than {MAX_ALIASES} aliases (*refs) at line {event.start_mark.line + 1}: "
                     "alias expansion is capped to keep configs from exploding"
@@ -46,7 +46,9 @@ def load_yaml_document(data: bytes | str, *, max_bytes: int = MAX_CONFIG_BYTES) 
     else:
         text = data
     if not text.strip():
-        raise ConfigError([Issue("", "an empty file", "expected a YAML mapping with at least a 'job' section")])
+        raise ConfigError(
+            [Issue("", "an empty file", "expected a YAML mapping with at least a 'job' section")]
+        )
     try:
         loader = _LimitedSafeLoader(text)
         try:

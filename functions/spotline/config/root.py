@@ -82,7 +82,7 @@ def parse_run_config(
 def apply_overrides(document: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
     """A copy of ``document`` with ``a.b.c=value`` overrides set (SageMaker hyperparameters)."""
     issues: list[Issue] = []
-    merged = _deep_copy(document)
+    merged: dict[str, Any] = _deep_copy(document)
     for dotted, text in overrides.items():
         keys = dotted.split(".")
         if not all(keys):
@@ -144,6 +144,10 @@ def channel_issues(config: RunConfig, context: ValidationContext) -> list[Issue]
         elif bucket not in context.extra_data_buckets and context.drop_bucket is not None:
             allowed = ", ".join(sorted(context.extra_data_buckets)) or "none"
             issues.append(
-                Issue(path, uri, f"bucket '{bucket}' is not allowed for data (allowed besides the drop bucket: {allowed})")
+                Issue(
+                    path,
+                    uri,
+                    f"bucket '{bucket}' is not allowed for data (allowed besides the drop bucket: {allowed})",
+                )
             )
     return issues

@@ -62,9 +62,9 @@ _MISSING = object()
 def setting(
     default: Any = _MISSING,
     *,
-    help: str,  # noqa: A002 - reads well at the call site
-    min: float | None = None,  # noqa: A002
-    max: float | None = None,  # noqa: A002
+    help: str,
+    min: float | None = None,
+    max: float | None = None,
     pattern: str | None = None,
     expect: str | None = None,
     min_items: int | None = None,
@@ -92,7 +92,7 @@ def setting(
     return field(default=default, metadata=meta)
 
 
-def section_checks(cls: type[Any]) -> Callable[[Any], list[Issue]] | None:
+def section_checks(cls: type[Any]) -> Callable[[Any, str], list[Issue]] | None:
     """The cross-field checks of a section: a ``checks(self, path) -> list[Issue]`` method."""
     return getattr(cls, "checks", None)
 
@@ -262,6 +262,10 @@ def describe(cls: type[Any], prefix: str = "") -> list[tuple[str, Any, str]]:
     for f in dataclasses.fields(cls):
         path = _join(prefix, f.name)
         hint = hints[f.name]
+        if typing.get_origin(hint) in (Union, types.UnionType):
+            inner = [a for a in typing.get_args(hint) if a is not type(None)]
+            if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+                hint = inner[0]
         if dataclasses.is_dataclass(hint):
             rows.append((path, None, f.metadata.get("help", "")))
             rows.extend(describe(typing.cast(type[Any], hint), path))

@@ -8,6 +8,7 @@ takes the launch over — so a Lambda that timed out mid-launch never leaves a r
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,13 @@ class RunLedger:
         self.table = table
 
     def create_run(
-        self, run_id: str, *, kind: str, source: RunSource, now: float, lease_seconds: int,
+        self,
+        run_id: str,
+        *,
+        kind: str,
+        source: RunSource,
+        now: float,
+        lease_seconds: int,
         attrs: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Create the run as PENDING with a launch lease; None if the run already exists."""
@@ -89,7 +96,11 @@ class RunLedger:
                 RUN_SK,
                 {"lease_until": int(now) + lease_seconds, "updated_at": _iso(now)},
                 condition="#st = :pending AND lease_until = :seen",
-                condition_values={"#st": "status", ":pending": RunStatus.PENDING.value, ":seen": seen_lease_until},
+                condition_values={
+                    "#st": "status",
+                    ":pending": RunStatus.PENDING.value,
+                    ":seen": seen_lease_until,
+                },
             )
         except ConditionFailed:
             return False
@@ -97,7 +108,7 @@ class RunLedger:
 
     def release_launch(self, run_id: str, *, now: float) -> None:
         """Give up this invocation's launch lease (it failed), so a retry can take over at once."""
-        try:
+        with contextlib.suppress(ConditionFailed):  # the run moved on: nothing to release
             self.table.update(
                 run_pk(run_id),
                 RUN_SK,
@@ -105,17 +116,23 @@ class RunLedger:
                 condition="#st = :pending",
                 condition_values={"#st": "status", ":pending": RunStatus.PENDING.value},
             )
-        except ConditionFailed:
-            pass  # the run moved on: nothing to release
 
     def transition(
-        self, run_id: str, to: RunStatus, *, now: float, expected: Iterable[RunStatus] | None = None,
-        attrs: Mapping[str, Any] | None = None, expected_attempt: int | None = None,
+        self,
+        run_id: str,
+        to: RunStatus,
+        *,
+        now: float,
+        expected: Iterable[RunStatus] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        expected_attempt: int | None = None,
     ) -> dict[str, Any]:
         """Move the run to ``to`` if it is in one of ``expected`` (default: every state allowed to)."""
-        sources = list(expected) if expected is not None else [
-            s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets
-        ]
+        sources = (
+            list(expected)
+            if expected is not None
+            else [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+        )
         illegal = [s for s in sources if to not in ALLOWED_TRANSITIONS.get(s, frozenset())]
         if illegal:
             raise ValueError(f"{', '.join(illegal)} -> {to} is not an allowed transition")
@@ -137,7 +154,13 @@ class RunLedger:
 
     def record_attempt(self, run_id: str, attempt: int, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Record a new attempt of the run; :class:`AttemptExists` if it is already there."""
-        item = {"pk": run_pk(run_id), "sk": attempt_sk(attempt), "run_id": run_id, "attempt": attempt, **attrs}
+        item = {
+            "pk": run_pk(run_id),
+            "sk": attempt_sk(attempt),
+            "run_id": run_id,
+            "attempt": attempt,
+            **attrs,
+        }
         try:
             self.table.put_new(item)
         except ConditionFailed as e:
@@ -148,7 +171,12 @@ class RunLedger:
         return self.table.get(run_pk(run_id), attempt_sk(attempt))
 
     def update_attempt(
-        self, run_id: str, attempt: int, attrs: Mapping[str, Any], *, only_if_status: Iterable[str] | None = None
+        self,
+        run_id: str,
+        attempt: int,
+        attrs: Mapping[str, Any],
+        *,
+        only_if_status: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Update an attempt; with ``only_if_status`` the write is refused (ConditionFailed) otherwise."""
         condition = None

@@ -147,7 +147,12 @@ class LedgerTable:
         return self._plain(response["Attributes"])
 
     def query(
-        self, pk: str, sk_prefix: str = "", *, index: str | None = None, limit: int | None = None,
+        self,
+        pk: str,
+        sk_prefix: str = "",
+        *,
+        index: str | None = None,
+        limit: int | None = None,
         newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Items under ``pk`` whose sort key starts with ``sk_prefix`` (every page)."""
