@@ -1,0 +1,35 @@
+"""JobStateFunction: a spotline training job ended (EventBridge) -> publish, relaunch, or alert."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from spotline.events import EventShapeError, parse_training_job_state_change
+from spotline.job_state import JobStateFlow
+from spotline.publish import METRICS_NAMESPACE, Publisher
+from spotline.settings import Settings
+
+SETTINGS = Settings.from_env()
+logger = Logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+
+
+@functools.cache
+def flow() -> JobStateFlow:
+    return JobStateFlow.from_settings(SETTINGS, Publisher.from_settings(SETTINGS, metrics=metrics))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        change = parse_training_job_state_change(event)
+    except EventShapeError as e:
+        logger.error("unusable event, not retried", extra={"error": str(e)})
+        return {"action": "ignored", "reason": str(e)}
+    return dataclasses.asdict(flow().on_job_ended(change))

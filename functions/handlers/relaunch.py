@@ -1,0 +1,54 @@
+"""RelaunchFunction: the SQS relaunch delay queue -> the next attempt of a run, from its checkpoints."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from spotline.publish import METRICS_NAMESPACE, Publisher
+from spotline.relaunch import Relauncher, RelaunchMessageError, RelaunchQueue, RelaunchRequest
+from spotline.settings import Settings
+from spotline.training_jobs import TrainingJobs
+
+SETTINGS = Settings.from_env()
+logger = Logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@functools.cache
+def relauncher() -> Relauncher:
+    publisher = Publisher.from_settings(SETTINGS, metrics=metrics)
+    return Relauncher(
+        SETTINGS,
+        ledger=publisher.ledger,
+        jobs=TrainingJobs(),
+        queue=RelaunchQueue(SETTINGS.relaunch_queue_url),
+        finish_failed=publisher.fail_waiting_run,
+    )
+
+
+def relaunch_record(record: SQSRecord) -> None:
+    try:
+        request = RelaunchRequest.from_body(record.body)
+    except RelaunchMessageError as e:
+        logger.error(
+            "dropped an unreadable relaunch message", extra={"error": str(e), "body": record.body[:500]}
+        )
+        return
+    outcome = relauncher().relaunch(request)
+    logger.info("relaunch %s", outcome.action, extra={"run_id": outcome.run_id, "attempt": outcome.attempt})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=relaunch_record, processor=processor, context=context
+    )
