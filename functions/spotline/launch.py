@@ -184,6 +184,15 @@ class Launcher:
             Body=json.dumps(report, indent=2, ensure_ascii=False).encode(),
             ContentType="application/json",
         )
+        count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
+        self._notify_once(
+            run_id,
+            "rejected",
+            f"spotline: {obj.key} rejected ({count})",
+            {**report, "report": f"s3://{self.settings.bucket}/{report_key}"},
+            RunStatus.REJECTED,
+        )
+        # Settled only once the alert is out: a failed alert leaves the run PENDING for the retry.
         try:
             self.ledger.transition(
                 run_id,
@@ -194,13 +203,6 @@ class Launcher:
             )
         except TransitionRefused:
             logger.info("run %s was already settled by another invocation", run_id)
-        if self.ledger.claim_notice(run_id, "rejected", now):
-            count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-            self.notifier.publish(
-                f"spotline: {obj.key} rejected ({count})",
-                {**report, "report": f"s3://{self.settings.bucket}/{report_key}"},
-                {"kind": "run", "status": RunStatus.REJECTED.value, "run_id": run_id},
-            )
         logger.warning("config %s rejected: %s", obj.key, "; ".join(e["message"] for e in errors))
 
     def _launch(self, run_id: str, obj: ObjectCreated, data: bytes, config: RunConfig) -> LaunchOutcome:
@@ -258,16 +260,34 @@ class Launcher:
         self.ledger.update_attempt(
             run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)}
         )
-        self.ledger.transition(
-            run_id, RunStatus.FAILED, now=now, expected=[RunStatus.PENDING], attrs={"errors": [str(error)]}
+        self._notify_once(
+            run_id,
+            "failed",
+            f"spotline: {obj.key} could not start",
+            {"run_id": run_id, "source_key": obj.key, "reason": str(error)},
+            RunStatus.FAILED,
         )
-        if self.ledger.claim_notice(run_id, "failed", now):
-            self.notifier.publish(
-                f"spotline: {obj.key} could not start",
-                {"run_id": run_id, "source_key": obj.key, "reason": str(error)},
-                {"kind": "run", "status": RunStatus.FAILED.value, "run_id": run_id},
+        with contextlib.suppress(TransitionRefused):
+            self.ledger.transition(
+                run_id,
+                RunStatus.FAILED,
+                now=now,
+                expected=[RunStatus.PENDING],
+                attrs={"errors": [str(error)]},
             )
         return LaunchOutcome("rejected", run_id, None, str(error))
+
+    def _notify_once(
+        self, run_id: str, what: str, subject: str, body: dict[str, Any], status: RunStatus
+    ) -> None:
+        """Send the notice unless another invocation did; a notice that fails to send stays unclaimed."""
+        if not self.ledger.claim_notice(run_id, what, self.clock()):
+            return
+        try:
+            self.notifier.publish(subject, body, {"kind": "run", "status": status.value, "run_id": run_id})
+        except Exception:
+            self.ledger.release_notice(run_id, what)
+            raise
 
     @staticmethod
     def _ignored(obj: ObjectCreated, reason: str) -> LaunchOutcome:

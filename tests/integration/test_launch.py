@@ -426,3 +426,34 @@ def test_reference_config_launches(account: Account) -> None:
     assert yaml.safe_load(text)["job"]["channels"]
     outcome = launch(account, put_config(account, "configs/reference.yaml", text))
     assert outcome.action == "launched", outcome.reason
+
+
+def test_an_alert_that_fails_to_send_is_sent_by_the_retry(account: Account) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    event = put_config(account, "configs/bad.yaml", "job: {}\n")
+    broken = boto3.client("sns", region_name=account.sns.meta.region_name)
+    launcher = make_launcher(account)
+    launcher.notifier._sns = broken
+    broken.meta.events.register("before-call.sns.Publish", _refuse_publish)
+    from spotline.events import parse_object_created
+
+    with pytest.raises(ClientError):
+        launcher.launch_from_object(parse_object_created(event))
+    assert account.inbox.messages() == []
+
+    outcome = launch(account, event)  # the event's retry
+
+    assert outcome.action == "rejected"
+    assert outcome.run_id is not None
+    assert len(_alert_for(account, outcome.run_id)) == 1
+    run = _ledger(account).get_run(outcome.run_id)
+    assert run is not None and run["status"] == RunStatus.REJECTED
+
+
+def _refuse_publish(**_: Any) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse
+
+    error = {"Error": {"Code": "InternalError", "Message": "SNS is having a bad day"}, "ResponseMetadata": {}}
+    return AWSResponse("https://sns", 500, {}, _Raw(b"")), error
