@@ -86,6 +86,7 @@ class SolverSection:
     channels_last: bool = setting(False, help="NHWC memory format (faster convolutions with amp on GPUs)")
     compile: bool = setting(False, help="torch.compile the model (slower start, faster steps)")
     seed: int = setting(0, min=0, max=2**31 - 1, help="seeds weights, data order and augmentation")
+    log_period: int = setting(20, min=1, max=100_000, help="print train/ metric lines every this many steps")
 
     def checks(self, path: str) -> list[Issue]:
         at = f"{path}." if path else ""

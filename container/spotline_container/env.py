@@ -1,0 +1,97 @@
+"""The SageMaker training contract, read once into a frozen snapshot (the toolkit's ``Environment``).
+
+Everything lives under a base directory, ``$SAGEMAKER_BASE_DIR`` or ``/opt/ml``, so tests and the
+local stack run the very same code on a temporary tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+CHECKPOINT_DIR_ENV = "SPOTLINE_CHECKPOINT_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+PLATFORM_HYPERPARAMETER_PREFIXES = ("_", "sagemaker_")
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.is_file():
+        return default
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class SageMakerEnvironment:
+    base_dir: Path
+    hyperparameters: Mapping[str, str]
+    input_data_config: Mapping[str, Mapping[str, Any]]
+    hosts: tuple[str, ...]
+    current_host: str
+    job_name: str
+    checkpoint_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SageMakerEnvironment:
+        environ = os.environ if environ is None else environ
+        base = Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
+        config = base / "input" / "config"
+        raw_hps = _read_json(config / "hyperparameters.json", {})
+        hps = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw_hps.items()}
+        data_config = _read_json(config / "inputdataconfig.json", {})
+        resources = _read_json(config / "resourceconfig.json", {})
+        hosts = tuple(resources.get("hosts") or ("algo-1",))
+        current = str(resources.get("current_host") or hosts[0])
+        checkpoints = Path(environ.get(CHECKPOINT_DIR_ENV) or base / "checkpoints")
+        return cls(
+            base_dir=base,
+            hyperparameters=types.MappingProxyType(hps),
+            input_data_config=types.MappingProxyType(dict(data_config)),
+            hosts=hosts,
+            current_host=current,
+            job_name=environ.get("TRAINING_JOB_NAME", "local"),
+            checkpoint_dir=checkpoints,
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "input" / "data"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.base_dir / "output" / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.base_dir / "output" / "failure"
+
+    def channel_dir(self, name: str) -> Path:
+        return self.data_dir / name
+
+    def has_channel(self, name: str) -> bool:
+        """A channel SageMaker announced or, without inputdataconfig.json, a directory that exists."""
+        if self.input_data_config:
+            return name in self.input_data_config and self.channel_dir(name).is_dir()
+        return self.channel_dir(name).is_dir()
+
+    @property
+    def config_overrides(self) -> dict[str, str]:
+        """Hyperparameters that set config keys (SageMaker's and the tuner's own keys left out)."""
+        return {
+            k: v
+            for k, v in self.hyperparameters.items()
+            if not k.startswith(PLATFORM_HYPERPARAMETER_PREFIXES)
+        }
+
+    @property
+    def sorted_hosts(self) -> tuple[str, ...]:
+        return tuple(sorted(self.hosts))

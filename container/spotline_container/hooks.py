@@ -1,0 +1,120 @@
+"""Trainer hooks: metric lines, periodic and on-SIGTERM checkpoints, periodic evaluation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
+from spotline_container.checkpoint import CheckpointStore
+
+if TYPE_CHECKING:
+    from spotline_container.trainer import Trainer
+
+log = logging.getLogger(__name__)
+metrics_log = logging.getLogger("spotline.metrics")
+
+
+class Hook:
+    """Called by the trainer around the loop; ``self.trainer`` is set before ``before_train``."""
+
+    trainer: Trainer
+
+    def before_train(self) -> None:
+        """Before the first step (also after a resume)."""
+
+    def after_step(self) -> None:
+        """After each step; ``trainer.iter`` counts the steps done."""
+
+    def on_interrupt(self) -> None:
+        """A stop was requested: save what must survive, fast."""
+
+    def after_train(self) -> None:
+        """After the last step."""
+
+
+class MetricsHook(Hook):
+    """``#metric train/loss=... step=N`` lines (the control plane's MetricDefinitions read them)."""
+
+    def __init__(self, period: int, global_batch: int) -> None:
+        self.period, self.global_batch = period, global_batch
+        self._since = time.perf_counter()
+        self._iters = 0
+        self._loss_sum = 0.0
+
+    def before_train(self) -> None:
+        self._since = time.perf_counter()
+
+    def after_step(self) -> None:
+        t = self.trainer
+        self._iters += 1
+        self._loss_sum += t.last_loss
+        if t.iter % self.period and t.iter != t.max_iter:
+            return
+        elapsed = max(time.perf_counter() - self._since, 1e-9)
+        emit(TRAIN_LOSS, self._loss_sum / self._iters, t.iter)
+        emit(TRAIN_LR, t.lr, t.iter)
+        emit(TRAIN_THROUGHPUT, self._iters * self.global_batch / elapsed, t.iter)
+        self._since, self._iters, self._loss_sum = time.perf_counter(), 0, 0.0
+
+
+def emit(name: str, value: float, step: int) -> None:
+    metrics_log.info(metric_line(name, value, step))
+
+
+class CheckpointHook(Hook):
+    """Every ``period_iters`` steps, every ``period_minutes``, on SIGTERM and at the end (rank 0 only)."""
+
+    def __init__(self, store: CheckpointStore, period_iters: int, period_minutes: float) -> None:
+        self.store, self.period_iters, self.period_s = store, period_iters, period_minutes * 60
+        self._last_time = time.monotonic()
+        self._last_iter = -1
+
+    def before_train(self) -> None:
+        self._last_time, self._last_iter = time.monotonic(), self.trainer.iter
+
+    def _save(self) -> None:
+        if self.trainer.iter != self._last_iter:
+            self.store.save(self.trainer.state_dict(), self.trainer.iter)
+        self._last_time, self._last_iter = time.monotonic(), self.trainer.iter
+
+    def after_step(self) -> None:
+        due_iter = self.trainer.iter % self.period_iters == 0
+        due_time = time.monotonic() - self._last_time >= self.period_s
+        if due_iter or due_time:
+            self._save()
+
+    def on_interrupt(self) -> None:
+        self._save()
+
+    def after_train(self) -> None:
+        self._save()
+
+
+class EvalHook(Hook):
+    """Runs ``evaluate()`` (returns metrics, or None when abandoned for a stop) and prints val/ lines."""
+
+    def __init__(self, period: int, evaluate: Callable[[], dict[str, float] | None]) -> None:
+        self.period, self.evaluate = period, evaluate
+        self.latest: dict[str, float] | None = None
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        result = self.evaluate()
+        if result is None:
+            log.info("evaluation abandoned: stop requested")
+            return
+        self.latest = result
+        emit(VAL_MAP50, result["mAP50"], self.trainer.iter)
+        emit(VAL_MAP, result["mAP"], self.trainer.iter)
+        log.info("evaluation took %.1f s", time.perf_counter() - start)
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self.period and t.iter % self.period == 0 and t.iter != t.max_iter:
+            self._run()
+
+    def after_train(self) -> None:
+        self._run()

@@ -1,0 +1,163 @@
+"""Training mode: channels and config in, checkpoints along the way, ``model.pt`` out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from spotline.config import RunConfig
+from spotline_container.checkpoint import CheckpointStore, atomic_save, atomic_write
+from spotline_container.data import build_train_loader, load_coco_channel
+from spotline_container.distributed import DistContext, barrier
+from spotline_container.env import SageMakerEnvironment
+from spotline_container.errors import DataError, UserError
+from spotline_container.evaluation import evaluate
+from spotline_container.hooks import CheckpointHook, EvalHook, Hook, MetricsHook
+from spotline_container.model import CenterNet
+from spotline_container.precision import check_amp, grad_scaler
+from spotline_container.signals import StopRequest
+from spotline_container.solver import build_optimizer, build_scheduler
+from spotline_container.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+MODEL_FORMAT = 1
+
+
+def save_model(
+    model_dir: Path,
+    model: CenterNet,
+    classes: tuple[str, ...],
+    config_document: dict[str, Any],
+    metrics: dict[str, float],
+) -> None:
+    """``model.pt`` (weights + what inference needs), ``config.yaml`` (resolved config), ``metrics.json``."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": MODEL_FORMAT,
+        "model": model.state_dict(),
+        "kwargs": dict(model.kwargs),
+        "classes": list(classes),
+        "input_size": int(config_document.get("input", {}).get("size", 0)),
+    }
+    atomic_save(payload, model_dir / MODEL_FILE)
+    text = yaml.safe_dump(config_document, sort_keys=False)
+    atomic_write(model_dir / CONFIG_FILE, lambda f: f.write(text.encode()))
+    atomic_write(model_dir / METRICS_FILE, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+
+
+def run_training(
+    env: SageMakerEnvironment,
+    config: RunConfig,
+    config_document: dict[str, Any],
+    ctx: DistContext,
+    stop: StopRequest,
+) -> dict[str, float]:
+    """Train (resuming from the newest readable checkpoint) and write the model; returns final metrics."""
+    if not env.has_channel("train"):
+        raise UserError("missing channel 'train' (COCO annotations.json + images)")
+    solver = config.solver
+    if solver.batch_size % ctx.world_size:
+        raise UserError(
+            f"solver.batch_size={solver.batch_size} is not divisible by the {ctx.world_size} GPUs of the job"
+        )
+    check_amp(solver.amp, ctx.device)
+    train = load_coco_channel(env.channel_dir("train"), config.model.classes)
+    val = load_coco_channel(env.channel_dir("val"), train.classes) if env.has_channel("val") else None
+    classes = train.classes
+    # Full document with the classes and size this model was trained with (inference reads it back).
+    config_document = {
+        **config_document,
+        "model": {**config_document.get("model", {}), "classes": list(classes)},
+    }
+    config_document.setdefault("input", {})["size"] = config.input.size
+    log.info(
+        "classes %s; %d train images%s",
+        list(classes),
+        len(train.records),
+        f", {len(val.records)} val" if val else "",
+    )
+
+    torch.manual_seed(solver.seed)
+    model = CenterNet.from_config(config, len(classes)).to(ctx.device)
+    if solver.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, solver)
+    scheduler = build_scheduler(optimizer, solver)
+    scaler = grad_scaler(solver.amp, ctx.device)
+
+    store = CheckpointStore(env.checkpoint_dir, config.checkpoint.keep)
+    if ctx.is_main:
+        store.clean_temporaries()
+    barrier(ctx)
+    state = store.load_latest(map_location=ctx.device)
+    start_iter = int(state["iteration"]) if state else 0
+
+    train_model: nn.Module = model
+    if solver.compile:
+        train_model = torch.compile(model)  # type: ignore[assignment]
+    if ctx.distributed:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=device_ids)
+
+    data = build_train_loader(
+        train,
+        config,
+        rank=ctx.rank,
+        world=ctx.world_size,
+        start_iter=start_iter,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    hooks: list[Hook] = []
+    eval_hook = None
+    if ctx.is_main:
+        hooks.append(MetricsHook(solver.log_period, solver.batch_size))
+        hooks.append(CheckpointHook(store, config.checkpoint.period_iters, config.checkpoint.period_minutes))
+        if val is not None:
+            eval_hook = EvalHook(
+                config.eval.period_iters,
+                lambda: evaluate(model, val, config, ctx.device, lambda: stop.requested),
+            )
+            hooks.append(eval_hook)
+    data_state = {"seed": solver.seed, "batch_size": solver.batch_size, "dataset_size": len(train.records)}
+    trainer = Trainer(
+        model=model,
+        train_model=train_model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        data=data,
+        ctx=ctx,
+        amp=solver.amp,
+        channels_last=solver.channels_last,
+        clip_grad_norm=solver.clip_grad_norm,
+        start_iter=start_iter,
+        max_iter=solver.max_iter,
+        hooks=hooks,
+        stop=stop,
+        data_state=data_state,
+    )
+    if state is not None:
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise DataError(f"the checkpoint does not fit this config (model or solver changed?): {e}") from e
+    trainer.train()
+
+    metrics = {"iteration": float(trainer.iter)}
+    if eval_hook is not None and eval_hook.latest is not None:
+        metrics.update(eval_hook.latest)
+    if ctx.is_main:
+        save_model(env.model_dir, model, classes, config_document, metrics)
+        log.info("model written to %s", env.model_dir / MODEL_FILE)
+    barrier(ctx)
+    return metrics

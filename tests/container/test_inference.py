@@ -1,0 +1,95 @@
+"""Inference mode: the model archive and a folder of images in, documented JSON out, resumed by shard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+from spotline_container.sagemaker_tree import make_tree
+from tests.container.conftest import Run, run_container
+
+
+def _model_channel(trained: Run, where: Path) -> Path:
+    where.mkdir(parents=True)
+    with tarfile.open(where / "model.tar.gz", "w:gz") as tar:
+        for name in ("model.pt", "config.yaml", "metrics.json"):
+            tar.add(trained.base / "model" / name, arcname=name)
+    return where
+
+
+def _images_channel(rail_data: dict[str, Path], where: Path) -> Path:
+    # As SageMaker lays out a ManifestFile channel: the listed keys at their relative paths.
+    shutil.copytree(rail_data["unlabelled"], where / "line-7")
+    shutil.copy(rail_data["unlabelled"] / "track_00000.jpg", where / "top.jpg")
+    (where / "line-7" / "broken.jpg").write_bytes(b"not a jpeg")
+    return where
+
+
+def test_inference_writes_predictions_and_resumes_by_shard(
+    tmp_path: Path, trained: Run, rail_data: dict[str, Path]
+) -> None:
+    assert trained.returncode == 0
+    base = make_tree(
+        tmp_path / "ml",
+        hyperparameters={
+            "mode": "inference",
+            "inference.shard_size": "2",
+            "inference.score_threshold": "0.01",
+        },
+        channels={
+            "model": _model_channel(trained, tmp_path / "model-src"),
+            "images": _images_channel(rail_data, tmp_path / "images-src"),
+        },
+    )
+    run = run_container(base)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(line) for line in (base / "model" / "predictions.jsonl").read_text().splitlines()]
+    keys = [line["image"] for line in lines]
+    assert keys == sorted(keys)
+    assert len(keys) == 7
+    assert "top.jpg" in keys
+    assert "line-7/track_00004.jpg" in keys
+    broken = next(line for line in lines if line["image"] == "line-7/broken.jpg")
+    assert "error" in broken
+    good = next(line for line in lines if line["image"] == "top.jpg")
+    assert (good["width"], good["height"]) == (64, 64)
+    for det in good["detections"]:
+        assert det["class"] in ("missing_fastener", "rail_crack", "surface_squat")
+        assert 0.01 <= det["score"] <= 1
+        x1, y1, x2, y2 = det["box"]
+        assert 0 <= x1 <= x2 <= 64
+        assert 0 <= y1 <= y2 <= 64
+    summary = json.loads((base / "model" / "summary.json").read_text())
+    assert summary["images"] == 7
+    assert summary["unreadable_images"] == 1
+    assert summary["shards"] == 4
+    assert set(summary["detections_per_class"]) == {"missing_fastener", "rail_crack", "surface_squat"}
+    assert sum(summary["detections_per_class"].values()) == sum(len(x.get("detections", [])) for x in lines)
+    assert summary["images_with_defects"] == sum(bool(x.get("detections")) for x in lines)
+
+    # A relaunch after an interruption: shard 2 never finished, the others are kept as they are.
+    shards = base / "checkpoints" / "inference"
+    (shards / "shard-00002.done").unlink()
+    kept = {
+        p.name: p.stat().st_mtime_ns for p in shards.glob("shard-*.jsonl") if p.name != "shard-00002.jsonl"
+    }
+    (base / "model" / "predictions.jsonl").unlink()
+    again = run_container(base)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "3 shard(s) were already done" in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in shards.glob("shard-*.jsonl") if p.name in kept} == kept
+    assert (base / "model" / "predictions.jsonl").read_text().count("\n") == 7
+
+
+def test_inference_without_images_is_a_user_error(tmp_path: Path, trained: Run) -> None:
+    base = make_tree(
+        tmp_path / "ml",
+        hyperparameters={"mode": "inference"},
+        channels={"model": _model_channel(trained, tmp_path / "model-src")},
+    )
+    run = run_container(base)
+    assert run.returncode == 1
+    assert run.failure is not None
+    assert run.failure.startswith("UserError: missing channel 'images'")

@@ -1,0 +1,40 @@
+"""Training through the real runner on a temporary /opt/ml tree: model out, loss down, metric lines."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import torch
+
+from spotline.metric_names import ALL, metric_regex
+from tests.container.conftest import Run
+
+
+def _losses(stdout: str) -> list[float]:
+    return [float(v) for v in re.findall(metric_regex("train/loss"), stdout)]
+
+
+def test_training_writes_the_model(trained: Run) -> None:
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    model_dir = trained.base / "model"
+    payload = torch.load(model_dir / "model.pt", weights_only=True)
+    assert payload["classes"] == ["missing_fastener", "rail_crack", "surface_squat"]
+    assert payload["input_size"] == 64
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["iteration"] == 30  # the hyperparameter overrode solver.max_iter: 40
+    assert 0.0 <= metrics["mAP50"] <= 1.0
+    assert "solver:" in (model_dir / "config.yaml").read_text()
+    assert trained.failure is None
+
+
+def test_loss_falls(trained: Run) -> None:
+    losses = _losses(trained.stdout)
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_metric_lines_match_the_control_planes_regexes(trained: Run) -> None:
+    for name in ("train/loss", "train/lr", "train/images_per_s", "val/mAP50", "val/mAP"):
+        assert name in ALL
+        assert re.search(metric_regex(name), trained.stdout), name
