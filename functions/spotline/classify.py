@@ -36,6 +36,7 @@ class Action(StrEnum):
 
     PUBLISH = "publish"
     RELAUNCH_NEXT_RUNG = "relaunch on the next rung"
+    RELAUNCH_SAME_THEN_NEXT = "relaunch on the same rung once, then the next rung"
     RELAUNCH_SAME_RUNG = "relaunch on the same rung"
     RELAUNCH_LATER = "relaunch later (quota backoff)"
     RELAUNCH_IF_CONTINUING = "relaunch on the same rung if policy.continue_after_max_runtime"
@@ -60,75 +61,37 @@ class Rule:
         return self.reason_prefix is None or reason.strip().lower().startswith(self.reason_prefix.lower())
 
 
-_NEXT = Action.RELAUNCH_NEXT_RUNG
 _SPOT = Outcome.SPOT_UNAVAILABLE
+_NEXT = Action.RELAUNCH_NEXT_RUNG
+_AGAIN = Action.RELAUNCH_SAME_THEN_NEXT
+_NO_CAPACITY = "no capacity for this instance type; SageMaker says to try another"
+_INTERRUPTED = "a Spot interruption the job could not ride out"
 
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("Completed", None, None, Outcome.COMPLETED, Action.PUBLISH, "the job finished"),
-    Rule(
-        "Stopped",
-        "MaxWaitTimeExceeded",
-        None,
-        _SPOT,
-        _NEXT,
-        "Spot capacity did not come (back) within max_wait",
-    ),
-    Rule("Stopped", "Interrupted", None, _SPOT, _NEXT, "a Spot interruption the job could not ride out"),
-    Rule("Failed", "Interrupted", None, _SPOT, _NEXT, "a Spot interruption the job could not ride out"),
-    Rule(
-        "Stopped",
-        "MaxRuntimeExceeded",
-        None,
-        Outcome.MAX_RUNTIME,
-        Action.RELAUNCH_IF_CONTINUING,
-        "the attempt used all of max_runtime",
-    ),
+    Rule("Stopped", "MaxWaitTimeExceeded", None, _SPOT, _AGAIN, "no Spot capacity (back) within max_wait"),
+    Rule("Stopped", "Interrupted", None, _SPOT, _AGAIN, _INTERRUPTED),
+    Rule("Failed", "Interrupted", None, _SPOT, _AGAIN, _INTERRUPTED),
+    Rule("Stopped", "MaxRuntimeExceeded", None, Outcome.MAX_RUNTIME, Action.RELAUNCH_IF_CONTINUING,
+         "the attempt used all of max_runtime"),
     Rule("Stopped", None, None, Outcome.STOPPED_BY_USER, Action.CANCEL, "someone called StopTrainingJob"),
-    Rule("Failed", None, "CapacityError", _SPOT, _NEXT, "no capacity for this instance type"),
-    Rule("Failed", None, "InsufficientCapacityError", _SPOT, _NEXT, "no capacity for this instance type"),
-    Rule("Failed", None, "EC2InsufficientCapacityError", _SPOT, _NEXT, "no capacity for this instance type"),
-    Rule("Failed", None, "Insufficient capacity", _SPOT, _NEXT, "no capacity for this instance type"),
-    Rule(
-        "Failed",
-        None,
-        "InternalServerError",
-        Outcome.PLATFORM_ERROR,
-        Action.RELAUNCH_SAME_RUNG,
-        "SageMaker's internal error; the type is not at fault",
-    ),
-    Rule(
-        "Failed",
-        None,
-        "ResourceLimitExceeded",
-        Outcome.QUOTA,
-        Action.RELAUNCH_LATER,
-        "an account quota; waits longer and does not count against max_attempts",
-    ),
-    Rule(
-        "Failed",
-        None,
-        "AlgorithmError",
-        Outcome.USER_ERROR,
-        Action.ALERT,
-        "the training code failed; a relaunch would fail the same way",
-    ),
-    Rule(
-        "Failed",
-        None,
-        "ClientError",
-        Outcome.USER_ERROR,
-        Action.ALERT,
-        "bad input: data, channels, role or config",
-    ),
-    Rule(
-        "Failed",
-        None,
-        None,
-        Outcome.UNKNOWN_FAILURE,
-        Action.ALERT,
-        "an unrecognised failure: not retried blindly, the reason is in the alert",
-    ),
+    Rule("Failed", None, "CapacityError", _SPOT, _NEXT, _NO_CAPACITY),
+    Rule("Failed", None, "InsufficientCapacityError", _SPOT, _NEXT, _NO_CAPACITY),
+    Rule("Failed", None, "EC2InsufficientCapacityError", _SPOT, _NEXT, _NO_CAPACITY),
+    Rule("Failed", None, "Insufficient capacity", _SPOT, _NEXT, _NO_CAPACITY),
+    Rule("Failed", None, "InternalServerError", Outcome.PLATFORM_ERROR, Action.RELAUNCH_SAME_RUNG,
+         "SageMaker's internal error; the instance type is not at fault"),
+    Rule("Failed", None, "ResourceLimitExceeded", Outcome.QUOTA, Action.RELAUNCH_LATER,
+         "an account quota; waits longer and does not count against max_attempts"),
+    Rule("Failed", None, "AlgorithmError", Outcome.USER_ERROR, Action.ALERT,
+         "the training code failed; a relaunch would fail the same way"),
+    Rule("Failed", None, "ClientError", Outcome.USER_ERROR, Action.ALERT,
+         "bad input: data, channels, role or config"),
+    Rule("Failed", None, None, Outcome.UNKNOWN_FAILURE, Action.ALERT,
+         "an unrecognised failure: not retried blindly, the reason is in the alert"),
 )
+# fmt: on
 
 
 def classify(status: str, secondary: str = "", reason: str = "") -> Rule:

@@ -163,20 +163,17 @@ class JobStateFlow:
 
     def _record_attempt(self, run_id: str, attempt: int, describe: Mapping[str, Any], rule: Rule) -> None:
         end: Any = describe.get("TrainingEndTime") or describe.get("LastModifiedTime")
-        self.ledger.update_attempt(
-            run_id,
-            attempt,
-            {
-                "status": _ATTEMPT_STATUS.get(rule.outcome, AttemptStatus.FAILED).value,
-                "outcome": rule.outcome.value,
-                "job_status": describe.get("TrainingJobStatus"),
-                "secondary_status": describe.get("SecondaryStatus") or None,
-                "failure_reason": describe.get("FailureReason") or None,
-                "training_s": int(describe.get("TrainingTimeInSeconds") or 0),
-                "billable_s": int(describe.get("BillableTimeInSeconds") or 0),
-                "ended_at": end.isoformat() if hasattr(end, "isoformat") else (str(end) if end else None),
-            },
-        )
+        facts = {
+            "status": _ATTEMPT_STATUS.get(rule.outcome, AttemptStatus.FAILED).value,
+            "outcome": rule.outcome.value,
+            "job_status": describe.get("TrainingJobStatus"),
+            "secondary_status": describe.get("SecondaryStatus") or None,
+            "failure_reason": describe.get("FailureReason") or None,
+            "training_s": int(describe.get("TrainingTimeInSeconds") or 0),
+            "billable_s": int(describe.get("BillableTimeInSeconds") or 0),
+            "ended_at": end.isoformat() if hasattr(end, "isoformat") else (str(end) if end else None),
+        }
+        self.ledger.update_attempt(run_id, attempt, {k: v for k, v in facts.items() if v is not None})
 
     def _settle(
         self, ended: EndedAttempt, to: RunStatus, reason: str, cap: str | None = None

@@ -172,7 +172,12 @@ class Publisher:
         """Settle the run in ``to`` after ``attempt`` and publish it once."""
         run_id = str(run["run_id"])
         now = self.clock()
-        attrs = {"outcome": outcome, "reason": reason, "cap": cap, "finished_at": iso_utc(now)}
+        attrs = {
+            "outcome": outcome,
+            "reason": reason,
+            "finished_at": iso_utc(now),
+            **({"cap": cap} if cap else {}),
+        }
         try:
             run = self.ledger.transition(
                 run_id, to, now=now, expected=[expected], expected_attempt=attempt, attrs=attrs

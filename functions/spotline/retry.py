@@ -1,9 +1,12 @@
 """The retry ladder: which rung the next attempt runs on, how long it waits, and the caps that stop it.
 
 * **Rungs.** The run's instance types in order, on Spot when the run is; then, when the config
-  allows it, one on-demand rung (the first-choice type) as the last resort. Capacity problems
-  move one rung down; past the last Spot rung the ladder starts again from the top (Spot
-  capacity comes back), except that an on-demand last rung is kept.
+  allows it, one on-demand rung (the first-choice type) as the last resort. A ``CapacityError``
+  moves one rung down at once (SageMaker itself says to try another type). A Spot interruption
+  or a max-wait timeout retries the same rung once — often a passing dip of one pool, and the
+  checkpoint was written on that type — and moves down if the same rung fails for capacity
+  again. Past the last Spot rung the ladder starts again from the top (Spot capacity comes
+  back), except that an on-demand last rung is kept.
 * **Backoff.** ``retry_backoff`` doubled per relaunch, capped at six hours, with "equal jitter"
   (half fixed, half random) drawn from the run id and attempt — so a redelivered event computes
   the same delay. A quota failure waits longer (at least 15 minutes, doubling) and does not count
@@ -31,6 +34,7 @@ QUOTA_RETRY_LIMIT = 6  # 15 min, 30 min, 1 h, 2 h, 4 h, 6 h: about 14 hours for 
 RELAUNCH_ACTIONS = frozenset(
     {
         Action.RELAUNCH_NEXT_RUNG,
+        Action.RELAUNCH_SAME_THEN_NEXT,
         Action.RELAUNCH_SAME_RUNG,
         Action.RELAUNCH_LATER,
         Action.RELAUNCH_IF_CONTINUING,
@@ -87,6 +91,18 @@ def next_rung(policy: RunPolicy, current: int, action: Action) -> Rung:
     return last if not last.spot else ladder[0]
 
 
+def _capacity_failed_before(attempts: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the attempt before the last ran on the same rung and also found no Spot capacity."""
+    if len(attempts) < 2:
+        return False
+    last, before = attempts[-1], attempts[-2]
+    same_rung = (before.get("instance_type"), before.get("spot")) == (
+        last.get("instance_type"),
+        last.get("spot"),
+    )
+    return same_rung and before.get("outcome") == Outcome.SPOT_UNAVAILABLE
+
+
 def _unit_jitter(run_id: str, attempt: int) -> float:
     digest = hashlib.sha256(f"{run_id}#{attempt}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -137,6 +153,8 @@ def plan_relaunch(
             Cap.BUDGET, f"estimated spend ${spent_usd:.2f} reached budget_usd=${policy.budget_usd:.2f}"
         )
     position = rung_index(policy, str(last.get("instance_type", "")), bool(last.get("spot", policy.spot)))
+    if action == Action.RELAUNCH_SAME_THEN_NEXT:
+        action = Action.RELAUNCH_NEXT_RUNG if _capacity_failed_before(attempts) else Action.RELAUNCH_SAME_RUNG
     rung = next_rung(policy, position, action)
     if action == Action.RELAUNCH_LATER:
         delay = quota_backoff_s(policy, quota_hits - 1, run_id=run_id, attempt=current + 1)
