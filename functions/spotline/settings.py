@@ -31,6 +31,15 @@ EXTRA_DATA_BUCKETS = "SPOTLINE_EXTRA_DATA_BUCKETS"
 MAX_CONFIG_BYTES = "SPOTLINE_MAX_CONFIG_BYTES"
 RELAUNCH_QUEUE_URL = "SPOTLINE_RELAUNCH_QUEUE_URL"  # job-state and relaunch functions: the retry delay queue
 PRICES = "SPOTLINE_PRICES"  # optional JSON {"ml.g4dn.xlarge": 0.736, ...}: on-demand USD per instance-hour
+# Image batches and inference jobs (intake and batch-closer functions).
+MAX_IMAGE_BYTES = "SPOTLINE_MAX_IMAGE_BYTES"  # larger objects under inference/ are skipped
+BATCH_SETTLE_SECONDS = "SPOTLINE_BATCH_SETTLE_SECONDS"  # a batch quiet this long closes
+BATCH_MAX_IMAGES = "SPOTLINE_BATCH_MAX_IMAGES"  # images per inference job; bigger batches are split
+INFERENCE_INSTANCE_TYPE = "SPOTLINE_INFERENCE_INSTANCE_TYPE"  # one type, or a comma-separated ladder
+INFERENCE_MAX_RUNTIME_S = "SPOTLINE_INFERENCE_MAX_RUNTIME_S"  # MaxRuntimeInSeconds per attempt
+INFERENCE_MAX_WAIT_S = "SPOTLINE_INFERENCE_MAX_WAIT_S"  # Spot MaxWaitTimeInSeconds (default 2 x runtime)
+INFERENCE_MAX_ATTEMPTS = "SPOTLINE_INFERENCE_MAX_ATTEMPTS"  # attempts per inference job, first included
+INFERENCE_VOLUME_GB = "SPOTLINE_INFERENCE_VOLUME_GB"  # EBS volume (File mode copies the images there)
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,14 @@ class Settings:
     max_config_bytes: int = 256 * 1024
     relaunch_queue_url: str | None = None
     prices_json: str | None = None
+    max_image_bytes: int = 50 * 1024 * 1024
+    batch_settle_seconds: int = 120
+    batch_max_images: int = 5000
+    inference_instance_types: tuple[str, ...] = ("ml.g4dn.xlarge",)
+    inference_max_runtime_s: int = 3600
+    inference_max_wait_s: int | None = None
+    inference_max_attempts: int = 5
+    inference_volume_gb: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +96,30 @@ class Settings:
             max_config_bytes=max_config_bytes,
             relaunch_queue_url=env.get(RELAUNCH_QUEUE_URL) or None,
             prices_json=env.get(PRICES) or None,
+            max_image_bytes=_whole(env, MAX_IMAGE_BYTES, 50 * 1024 * 1024),
+            batch_settle_seconds=_whole(env, BATCH_SETTLE_SECONDS, 120),
+            batch_max_images=_whole(env, BATCH_MAX_IMAGES, 5000),
+            inference_instance_types=tuple(
+                t.strip()
+                for t in (env.get(INFERENCE_INSTANCE_TYPE) or "ml.g4dn.xlarge").split(",")
+                if t.strip()
+            ),
+            inference_max_runtime_s=_whole(env, INFERENCE_MAX_RUNTIME_S, 3600),
+            inference_max_wait_s=_whole(env, INFERENCE_MAX_WAIT_S, 0) or None,
+            inference_max_attempts=_whole(env, INFERENCE_MAX_ATTEMPTS, 5),
+            inference_volume_gb=_whole(env, INFERENCE_VOLUME_GB, 50),
         )
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    """A non-negative whole number from ``env[name]`` (``default`` when unset or empty)."""
+    text = env.get(name) or ""
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise SettingsError(f"{name} must be a whole number, got {text!r}") from e
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, got {value}")
+    return value
