@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spotline.events import EventShapeError, parse_training_job_state_change
@@ -31,5 +32,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         change = parse_training_job_state_change(event)
     except EventShapeError as e:
         logger.error("unusable event, not retried", extra={"error": str(e)})
+        metrics.add_metric(name="JobEventsUnusable", unit=MetricUnit.Count, value=1)
         return {"action": "ignored", "reason": str(e)}
-    return dataclasses.asdict(flow().on_job_ended(change))
+    outcome = flow().on_job_ended(change)
+    metrics.add_metric(name=f"JobEvents{outcome.action.capitalize()}", unit=MetricUnit.Count, value=1)
+    return dataclasses.asdict(outcome)

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -41,8 +42,10 @@ def relaunch_record(record: SQSRecord) -> None:
         logger.error(
             "dropped an unreadable relaunch message", extra={"error": str(e), "body": record.body[:500]}
         )
+        metrics.add_metric(name="RelaunchMessagesUnusable", unit=MetricUnit.Count, value=1)
         return
     outcome = relauncher().relaunch(request)
+    metrics.add_metric(name=f"Relaunch{outcome.action.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info("relaunch %s", outcome.action, extra={"run_id": outcome.run_id, "attempt": outcome.attempt})
 
 
