@@ -21,13 +21,13 @@ def test_bad_hyperparameter_is_a_user_error(tmp_path: Path, channels: dict[str, 
 
 def test_unknown_config_key_is_a_user_error(tmp_path: Path, channels: dict[str, Path]) -> None:
     base = make_tree(
-        tmp_path, config_yaml=tiny_config(), hyperparameters={"solver.lr": "0.1"}, channels=channels
+        tmp_path, config_yaml=tiny_config(), hyperparameters={"solver.base_lrr": "0.1"}, channels=channels
     )
     run = run_container(base)
     assert run.returncode == 1
     assert run.failure is not None
     assert run.failure.startswith("UserError:")
-    assert "did you mean" in run.failure
+    assert "did you mean 'base_lr'" in run.failure
 
 
 def test_missing_train_channel_is_a_user_error(tmp_path: Path, channels: dict[str, Path]) -> None:
