@@ -1,0 +1,169 @@
+"""Latency of the job-state handler over 200 state-change events, against moto (in process).
+
+Setup (not timed): 200 runs launched from config drops by the real launch function. Timed: the
+job-state handler on one terminal event per run — a mix of completions (report, promotion,
+SNS, EventBridge), capacity failures and interruptions (relaunch planned and queued), and user
+errors — then the same events again (duplicates). Prints median and p99 in milliseconds.
+
+    .venv/bin/python benchmarks/bench_job_state.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
+
+EVENTS = 200
+REGION = "eu-west-3"
+BUCKET = "spotline-bench"
+CONFIG = """\
+job:
+  instance_type: ml.g4dn.xlarge
+  fallback_instance_types: [ml.g5.xlarge]
+  max_runtime: 1h
+  channels:
+    train: datasets/rail/train
+promote:
+  metric: val/mAP50
+  min: 0.6
+"""
+ENDINGS: list[tuple[str, str, str]] = [
+    ("Completed", "Completed", ""),
+    (
+        "Failed",
+        "Failed",
+        "CapacityError: Unable to provision requested ML compute capacity. "
+        "Please retry using a different ML instance type.",
+    ),
+    ("Stopped", "MaxWaitTimeExceeded", ""),
+    ("Failed", "Failed", "AlgorithmError: ExecuteUserScriptError:\nExitCode 1"),
+]
+
+
+class Context:
+    function_name = "JobStateFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:JobStateFunction"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+
+
+def setup_account() -> dict[str, str]:
+    import boto3
+
+    from tests.conftest import create_ledger_table
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    create_ledger_table(boto3.client("dynamodb", region_name=REGION), "spotline-bench")
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="spotline-bench")["TopicArn"]
+    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="spotline-relaunch")["QueueUrl"]
+    return {
+        "SPOTLINE_BUCKET": BUCKET,
+        "SPOTLINE_TABLE": "spotline-bench",
+        "SPOTLINE_TOPIC_ARN": topic,
+        "SPOTLINE_IMAGE_URI": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/spotline:bench",
+        "SPOTLINE_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/spotline-bench",
+        "SPOTLINE_JOB_PREFIX": "spotline",
+        "SPOTLINE_RELAUNCH_QUEUE_URL": queue,
+        "POWERTOOLS_METRICS_NAMESPACE": "Spotline",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+
+
+def launch_runs(count: int) -> list[str]:
+    import boto3
+
+    from spotline.events import parse_object_created
+    from spotline.launch import Launcher
+    from spotline.ledger import LedgerTable, RunLedger
+    from spotline.notify import Notifier
+    from spotline.settings import Settings
+    from spotline.training_jobs import TrainingJobs
+    from tests.eventfiles import s3_object_created
+
+    settings = Settings.from_env()
+    launcher = Launcher(
+        settings,
+        ledger=RunLedger(LedgerTable(settings.table)),
+        jobs=TrainingJobs(),
+        notifier=Notifier(settings.topic_arn),
+    )
+    s3 = boto3.client("s3", region_name=REGION)
+    names = []
+    for i in range(count):
+        key = f"configs/bench-{i:03d}.yaml"
+        put = s3.put_object(Bucket=BUCKET, Key=key, Body=CONFIG.encode())
+        event = s3_object_created(
+            BUCKET, key, etag=put["ETag"].strip('"'), size=len(CONFIG), version_id=put["VersionId"]
+        )
+        outcome = launcher.launch_from_object(parse_object_created(event))
+        names.append(str(outcome.job_name))
+    return names
+
+
+def main() -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        os.environ[name] = value
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
+        os.environ.pop(name, None)
+    import warnings
+
+    from moto import mock_aws
+
+    warnings.simplefilter("ignore")
+    with mock_aws():
+        os.environ.update(setup_account())
+        from tests.eventfiles import load_event
+        from tests.recovery_fakes import end_job
+
+        names = launch_runs(EVENTS)
+        events: list[dict[str, Any]] = []
+        for i, name in enumerate(names):
+            status, secondary, reason = ENDINGS[i % len(ENDINGS)]
+            end_job(
+                name, status, secondary, reason, training_s=3600, billable_s=1100, metrics={"val/mAP50": 0.7}
+            )
+            event = load_event("sagemaker_job_completed")
+            event["detail"].update(TrainingJobName=name, TrainingJobStatus=status, SecondaryStatus=secondary)
+            events.append(event)
+
+        handler = importlib.import_module("handlers.job_state").handler
+        actions: dict[str, int] = {}
+        first: list[float] = []
+        again: list[float] = []
+        for timings in (first, again):
+            for event in events:
+                with contextlib.redirect_stdout(io.StringIO()):  # EMF lines: CloudWatch reads them, we do not
+                    start = time.perf_counter()
+                    result = handler(event, Context())
+                    timings.append((time.perf_counter() - start) * 1000)
+                actions[result["action"]] = actions.get(result["action"], 0) + 1
+
+    def p99(values: list[float]) -> float:
+        return statistics.quantiles(values, n=100)[98]
+
+    print(f"job-state handler, {EVENTS} events against moto (in process), then the same {EVENTS} again")
+    print(f"  first delivery : median {statistics.median(first):7.2f} ms   p99 {p99(first):7.2f} ms")
+    print(f"  redelivery     : median {statistics.median(again):7.2f} ms   p99 {p99(again):7.2f} ms")
+    print(f"  outcomes       : {json.dumps(dict(sorted(actions.items())))}")
+
+
+if __name__ == "__main__":
+    main()
