@@ -177,7 +177,7 @@ class TrainSet(Dataset[dict[str, np.ndarray]]):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:  # type: ignore[override]
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
         index, position = key
         record = self.records[index]
         image = self.cache[index] if self.cache is not None else read_resized(record.path, self.size)

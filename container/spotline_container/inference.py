@@ -153,7 +153,7 @@ def run_inference(
         check_amp(config.inference.amp, ctx.device)
     model, classes, size = load_model(model_dir, ctx.device)
     if ctx.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     size = size or config.input.size
     model_digest = _file_digest(model_dir / MODEL_FILE)
     settings = f"{config.inference.score_threshold}|{config.model.max_detections}|{size}"

@@ -32,7 +32,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        return self.relu(y + self.shortcut(x))
+        out: torch.Tensor = self.relu(y + self.shortcut(x))
+        return out
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -78,7 +79,8 @@ class Neck(nn.Module):
         x = self.lateral[-1](features[-1])
         for lateral, feature in zip(reversed(self.lateral[:-1]), reversed(features[:-1]), strict=True):
             x = lateral(feature) + nn.functional.interpolate(x, size=feature.shape[-2:], mode="nearest")
-        return self.smooth(x)
+        out: torch.Tensor = self.smooth(x)
+        return out
 
 
 def _head(width: int, out: int) -> nn.Sequential:

@@ -69,9 +69,10 @@ def container_env(base: Path, extra: Mapping[str, str] | None = None) -> dict[st
 
 def start(base: Path, extra_env: Mapping[str, str] | None = None, **popen: object) -> subprocess.Popen[str]:
     """Start the container's ``train`` program on the tree at ``base``."""
-    return subprocess.Popen(
+    proc: subprocess.Popen[str] = subprocess.Popen(
         [sys.executable, "-m", "spotline_container", "train"],
         env=container_env(base, extra_env),
         text=True,
         **popen,  # type: ignore[call-overload]
     )
+    return proc

@@ -13,7 +13,8 @@ from spotline.config.model import SolverSection
 
 def build_optimizer(model: nn.Module, solver: SolverSection) -> torch.optim.Optimizer:
     """No weight decay on norms and biases (decaying them only hurts)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)

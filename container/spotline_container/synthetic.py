@@ -65,10 +65,10 @@ def render_track(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     sleeper_ys = []
     y = first
     while y < s + pitch:
-        y0, y1 = round(y), round(y + sleeper_h)
-        if y1 > 0 and y0 < size:
-            grain = 0.9 + 0.2 * rng.random((max(0, min(size, y1)) - max(0, y0), size))
-            canvas[max(0, y0) : min(size, y1)] = grain[:, :, None] * sleeper_color[None, None, :]
+        top, bottom = round(y), round(y + sleeper_h)
+        if bottom > 0 and top < size:
+            grain = 0.9 + 0.2 * rng.random((max(0, min(size, bottom)) - max(0, top), size))
+            canvas[max(0, top) : min(size, bottom)] = grain[:, :, None] * sleeper_color[None, None, :]
             sleeper_ys.append(y + sleeper_h / 2)
         y += pitch
 
@@ -79,9 +79,9 @@ def render_track(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
     for cy in sleeper_ys:
         for rx in rails:
             for fx in (rx - rail_w / 2 - gap - fast_w, rx + rail_w / 2 + gap):
-                box = (fx, cy - fast_h / 2, fast_w, fast_h)
-                if box[0] >= 0 and box[1] >= 0 and box[0] + box[2] <= s and box[1] + box[3] <= s:
-                    slots.append(box)
+                slot: Box = (fx, cy - fast_h / 2, fast_w, fast_h)
+                if slot[0] >= 0 and slot[1] >= 0 and slot[0] + slot[2] <= s and slot[1] + slot[3] <= s:
+                    slots.append(slot)
 
     defects: list[Defect] = []
     wanted = rng.choice(4, p=[0.15, 0.4, 0.3, 0.15])
@@ -110,8 +110,8 @@ def render_track(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[
 
     missing = {d.box for d in defects if d.category == "missing_fastener"}
     fast_tone = rng.uniform(35, 60)
-    for slot in slots:
-        x, y0, w, h = slot
+    for fastener in slots:
+        x, y0, w, h = fastener
         if (x - 1, y0 - 1, w + 2, h + 2) in missing:
             # An empty bolt hole stays where the clip was.
             bx, by = round(x + w / 2), round(y0 + h / 2)
@@ -164,7 +164,8 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
 def _write_labelled(out: Path, split: str, n: int, seed: int, size: int) -> Path:
     folder = out / split
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
     for i in range(n):
         pixels, defects = render_track(_rng(seed, split, i), size)
         name = f"images/{split}_{i:05d}.png"

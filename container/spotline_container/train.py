@@ -90,7 +90,7 @@ def run_training(
     torch.manual_seed(solver.seed)
     model = CenterNet.from_config(config, len(classes)).to(ctx.device)
     if solver.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = build_optimizer(model, solver)
     scheduler = build_scheduler(optimizer, solver)
     scaler = grad_scaler(solver.amp, ctx.device)

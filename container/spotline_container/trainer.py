@@ -94,7 +94,7 @@ class Trainer:
             outputs = self.train_model(images)
         losses = centernet_loss(outputs, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses["loss"]).backward()
+        self.scaler.scale(losses["loss"]).backward()  # type: ignore[no-untyped-call]
         if self.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
