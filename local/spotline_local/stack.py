@@ -1,0 +1,266 @@
+"""The whole pipeline on one machine: moto, the local SageMaker, template.yaml's wiring, the functions.
+
+```
+ S3 (moto) ─► EventBridge (moto rules from template.yaml) ─► SQS target / queue ─► dispatcher ─► handler
+     ▲                       ▲                                                               │
+     │                       └──── "SageMaker Training Job State Change" ◄── local SageMaker ◄┘
+     └──── channels, checkpoints, model.tar.gz ───────── container processes (/opt/ml contract)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spotline_local.dispatch import Dispatcher
+from spotline_local.faults import Fault
+from spotline_local.moto_stack import FAKE_CREDENTIALS, Clients, MotoServer
+from spotline_local.provision import Provisioned, Provisioner
+from spotline_local.sagemaker_api import LocalSageMaker, SageMakerServer
+from spotline_local.sagemaker_runner import RunnerSettings
+from spotline_local.template import REGION, Resolver, find_template, load_template
+
+log = logging.getLogger(__name__)
+
+LOCAL_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotline:local"
+STATE_FILE = "stack.json"
+OBSERVER_QUEUE = "local-alert-observer"
+
+
+@dataclass
+class StackOptions:
+    """Knobs of a local stack; defaults suit ``spotline local up``, tests and the demo shorten them."""
+
+    workdir: Path = Path(".spotline-local")
+    template: Path | None = None
+    stack_name: str = "spotline-local"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    schedule_period_s: float | None = 10.0  # the closer's "rate(1 minute)", shortened
+    retry_delay_s: float = 1.0
+    spot_discount: float = 0.7
+    torch_threads: int = 1
+    max_concurrent_jobs: int = 1
+    phase_delay_s: float = 0.3
+    host: str = "127.0.0.1"
+    moto_port: int | None = None
+    sagemaker_port: int = 0
+
+
+class AlertLog:
+    """Every SNS message published to the alert topic, seen through an SQS queue subscribed to it."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.messages: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def poll(self, wait_s: int = 0) -> list[dict[str, Any]]:
+        """Drain what has arrived; returns every message so far (oldest first)."""
+        with self._lock:
+            while True:
+                response = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s
+                )
+                batch = response.get("Messages", [])
+                if not batch:
+                    break
+                for message in batch:
+                    envelope = json.loads(message["Body"])
+                    self.messages.append(
+                        {
+                            "subject": envelope.get("Subject", ""),
+                            "message": envelope.get("Message", ""),
+                            "attributes": {
+                                k: v.get("Value")
+                                for k, v in (envelope.get("MessageAttributes") or {}).items()
+                            },
+                            "message_id": envelope.get("MessageId"),
+                        }
+                    )
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                wait_s = 0
+            return list(self.messages)
+
+
+class LocalStack:
+    """Start with :meth:`start` (or as a context manager); everything runs in this process."""
+
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.workdir = Path(self.options.workdir).resolve()
+        self.moto = MotoServer(self.options.host, self.options.moto_port)
+        self.clients = Clients(self.moto.endpoint)
+        self.provisioned = Provisioned()
+        self.sagemaker: LocalSageMaker | None = None
+        self.sagemaker_server: SageMakerServer | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.alerts: AlertLog | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        """moto, the resources of template.yaml, the local SageMaker and the alert observer."""
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.moto.start()
+        template_path = self.options.template or find_template()
+        parameters = {"ImageUri": LOCAL_IMAGE_URI, **self.options.parameters}
+        resolver = Resolver(
+            load_template(template_path), self.options.stack_name, self.moto.endpoint, parameters
+        )
+        self.provisioned = Provisioner(resolver, self.clients).provision()
+        settings = RunnerSettings(
+            workdir=self.workdir / "jobs",
+            spot_discount=self.options.spot_discount,
+            phase_delay_s=self.options.phase_delay_s,
+            torch_threads=self.options.torch_threads,
+        )
+        self.sagemaker = LocalSageMaker(
+            clients=self.clients,
+            settings=settings,
+            faults=self.options.faults,
+            max_concurrent_jobs=self.options.max_concurrent_jobs,
+        )
+        self.sagemaker_server = SageMakerServer(
+            self.sagemaker, self.options.host, self.options.sagemaker_port
+        )
+        self.sagemaker_server.start()
+        self.clients.overrides["sagemaker"] = self.sagemaker_server.endpoint
+        self._observe_alerts()
+        self._write_state()
+
+    def start_functions(self) -> None:
+        """The dispatcher: from now on rules, queues and schedules invoke the functions."""
+        from spotline import aws
+
+        aws.reset_clients()
+        self.dispatcher = Dispatcher(
+            self.provisioned,
+            self.clients,
+            functions_log=self.workdir / "logs" / "functions.log",
+            schedule_period_s=self.options.schedule_period_s,
+            retry_delay_s=self.options.retry_delay_s,
+        )
+        self.dispatcher.start()
+
+    def start(self) -> LocalStack:
+        """Services, this process's environment set as the functions' (the Lambda runtime's), functions."""
+        self.start_services()
+        for name, value in self.environment().items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            self._saved_env.setdefault(name, os.environ.pop(name, None))
+        self.start_functions()
+        return self
+
+    def stop(self) -> None:
+        if self.sagemaker is not None:
+            self.sagemaker.stop_all()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
+        if self.sagemaker_server is not None:
+            self.sagemaker_server.stop()
+            self.sagemaker_server = None
+        self.moto.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        (self.workdir / STATE_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what clients need to know -------------------------------------------------------------------
+
+    @property
+    def function_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for spec in self.provisioned.functions.values():
+            env.update(spec.environment)
+        return env
+
+    @property
+    def bucket(self) -> str:
+        return self.function_env["SPOTLINE_BUCKET"]
+
+    @property
+    def table(self) -> str:
+        return self.function_env["SPOTLINE_TABLE"]
+
+    @property
+    def topic_arn(self) -> str:
+        return self.function_env["SPOTLINE_TOPIC_ARN"]
+
+    @property
+    def sagemaker_endpoint(self) -> str:
+        assert self.sagemaker_server is not None
+        return self.sagemaker_server.endpoint
+
+    def endpoint_env(self) -> dict[str, str]:
+        """What the AWS CLI and boto3 scripts need to talk to this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.moto.endpoint,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker_endpoint,
+            **FAKE_CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def environment(self) -> dict[str, str]:
+        """The functions' environment: template Globals, endpoints, and no tracing outside Lambda."""
+        return {**self.function_env, **self.endpoint_env(), "POWERTOOLS_TRACE_DISABLED": "true"}
+
+    def _observe_alerts(self) -> None:
+        sqs, sns = self.clients("sqs"), self.clients("sns")
+        url = sqs.create_queue(QueueName=OBSERVER_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn)
+        self.alerts = AlertLog(sqs, url)
+
+    def _write_state(self) -> None:
+        state = {
+            "endpoints": self.endpoint_env(),
+            "bucket": self.bucket,
+            "table": self.table,
+            "topic_arn": self.topic_arn,
+            "workdir": str(self.workdir),
+            "pid": os.getpid(),
+        }
+        (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def read_state(workdir: Path) -> dict[str, Any] | None:
+    """The endpoints and names a running ``spotline local up`` wrote, or None."""
+    path = Path(workdir) / STATE_FILE
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
+
+
+@contextmanager
+def running_stack(options: StackOptions) -> Iterator[LocalStack]:
+    stack = LocalStack(options)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
