@@ -15,6 +15,7 @@ from typing import Any
 from spotline import layout
 from spotline.config import RunConfig
 from spotline.config.root import resolve_channel_uri
+from spotline.instances import has_local_storage
 from spotline.metric_names import metric_definitions
 from spotline.naming import job_name
 from spotline.settings import Settings
@@ -101,7 +102,7 @@ def training_request(
         request["StoppingCondition"]["MaxWaitTimeInSeconds"] = max_wait
     if settings.kms_key_arn:
         request["OutputDataConfig"]["KmsKeyId"] = settings.kms_key_arn
-        request["ResourceConfig"]["VolumeKmsKeyId"] = settings.kms_key_arn
+    set_volume_encryption(request, settings.kms_key_arn)
     if job.vpc is not None:
         request["VpcConfig"] = {
             "Subnets": list(job.vpc.subnets),
@@ -121,6 +122,7 @@ def request_for_attempt(
     request = copy.deepcopy(dict(first))
     request["TrainingJobName"] = job_name(job_prefix, run_id, attempt)
     request["ResourceConfig"]["InstanceType"] = rung.instance_type
+    set_volume_encryption(request, request["OutputDataConfig"].get("KmsKeyId"))
     request["EnableManagedSpotTraining"] = rung.spot
     stopping = {"MaxRuntimeInSeconds": request["StoppingCondition"]["MaxRuntimeInSeconds"]}
     if rung.spot and max_wait is not None:
@@ -132,6 +134,16 @@ def request_for_attempt(
         for t in request["Tags"]
     ]
     return request
+
+
+def set_volume_encryption(request: dict[str, Any], kms_key_arn: str | None) -> None:
+    """Encrypt the EBS volume with our key, except where SageMaker refuses it (local NVMe storage,
+    which the instance's hardware encrypts)."""
+    resources = request["ResourceConfig"]
+    if kms_key_arn and not has_local_storage(resources["InstanceType"]):
+        resources["VolumeKmsKeyId"] = kms_key_arn
+    else:
+        resources.pop("VolumeKmsKeyId", None)
 
 
 def _channel(name: str, uri: str, mode: str, data_type: str) -> dict[str, Any]:

@@ -42,7 +42,8 @@ def test_sample_event_creates_one_job_with_every_setting(account: Account) -> No
         "S3OutputPath": f"s3://{BUCKET}/runs/{run_id}/output/",
         "KmsKeyId": KMS_KEY_ARN,
     }
-    assert job["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY_ARN
+    # ml.g4dn has local NVMe storage, encrypted by the instance: SageMaker refuses VolumeKmsKeyId for it.
+    assert "VolumeKmsKeyId" not in job["ResourceConfig"]
     assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
     assert job["ResourceConfig"]["InstanceCount"] == 2
     assert job["ResourceConfig"]["VolumeSizeInGB"] == 100
@@ -457,3 +458,35 @@ def _refuse_publish(**_: Any) -> tuple[Any, dict[str, Any]]:
 
     error = {"Error": {"Code": "InternalError", "Message": "SNS is having a bad day"}, "ResponseMetadata": {}}
     return AWSResponse("https://sns", 500, {}, _Raw(b"")), error
+
+
+def test_volume_key_only_where_sagemaker_accepts_it(account: Account) -> None:
+    from spotline.jobspec import Rung, request_for_attempt
+
+    config = "job:\n  instance_type: ml.p3.2xlarge\n  fallback_instance_types: [ml.g5.xlarge]\n"
+    config += "  channels: {train: datasets/rail/train/}\n"
+    outcome = launch(account, put_config(account, "configs/p3.yaml", config))
+    job = account.sagemaker.describe_training_job(TrainingJobName=outcome.job_name)
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY_ARN  # EBS-only type: our key
+
+    assert outcome.run_id is not None
+    run = _ledger(account).get_run(outcome.run_id)
+    assert run is not None
+    on_g5 = request_for_attempt(
+        run["first_request"],
+        job_prefix="spotline",
+        run_id=outcome.run_id,
+        attempt=2,
+        rung=Rung("ml.g5.xlarge", True),
+        max_wait=None,
+    )
+    assert "VolumeKmsKeyId" not in on_g5["ResourceConfig"]
+    back_on_p3 = request_for_attempt(
+        on_g5,
+        job_prefix="spotline",
+        run_id=outcome.run_id,
+        attempt=3,
+        rung=Rung("ml.p3.2xlarge", True),
+        max_wait=None,
+    )
+    assert back_on_p3["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY_ARN
