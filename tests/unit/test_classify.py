@@ -81,3 +81,8 @@ def test_a_job_still_running_is_refused() -> None:
 def test_the_documented_table_is_the_code_table() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "recovery.md").read_text(encoding="utf-8")
     assert markdown_table() in doc
+
+
+def test_the_readme_shows_the_code_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme
