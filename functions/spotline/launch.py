@@ -32,6 +32,8 @@ from spotline.ledger import AttemptExists, RunLedger, RunSource, TransitionRefus
 from spotline.naming import job_name, run_id_for_object
 from spotline.notify import Notifier
 from spotline.policy import RunPolicy
+from spotline.relaunch import RelaunchQueue
+from spotline.retry import quota_backoff_s
 from spotline.settings import Settings
 from spotline.states import AttemptStatus, RunStatus
 from spotline.timefmt import iso_utc as _iso
@@ -49,7 +51,7 @@ class LaunchInProgress(Exception):
 
 @dataclass(frozen=True)
 class LaunchOutcome:
-    """What one event did: ``launched``, ``duplicate``, ``rejected`` or ``ignored``."""
+    """What one event did: ``launched``, ``deferred`` (quota), ``duplicate``, ``rejected`` or ``ignored``."""
 
     action: str
     run_id: str | None = None
@@ -67,6 +69,7 @@ class Launcher:
         ledger: RunLedger,
         jobs: TrainingJobs,
         notifier: Notifier,
+        relaunch_queue: RelaunchQueue | None = None,
         s3: Any | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -74,6 +77,7 @@ class Launcher:
         self.ledger = ledger
         self.jobs = jobs
         self.notifier = notifier
+        self.relaunch_queue = relaunch_queue or RelaunchQueue(settings.relaunch_queue_url)
         self._s3 = s3
         self.clock = clock
         self.context = ValidationContext(
@@ -227,7 +231,9 @@ class Launcher:
         except JobAlreadyExists:
             logger.info("job %s already exists: launched by an earlier invocation", name)
         except JobRequestRejected as e:
-            return self._refused_by_sagemaker(run_id, obj, e)
+            return self._refused_by_sagemaker(
+                run_id, obj, e, config=config, request=request, config_key=config_key
+            )
         now = self.clock()
         self.ledger.update_attempt(
             run_id, 1, {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": _iso(now)}
@@ -251,11 +257,18 @@ class Launcher:
         return LaunchOutcome("launched", run_id, name)
 
     def _refused_by_sagemaker(
-        self, run_id: str, obj: ObjectCreated, error: JobRequestRejected
+        self,
+        run_id: str,
+        obj: ObjectCreated,
+        error: JobRequestRejected,
+        *,
+        config: RunConfig,
+        request: dict[str, Any],
+        config_key: str,
     ) -> LaunchOutcome:
         """SageMaker refused a request our schema accepted (an instance type the account lacks, a quota)."""
         if error.code == "ResourceLimitExceeded":
-            raise error  # a quota frees up: retried by the event's retry policy, then the DLQ
+            return self._wait_for_quota(run_id, config, request, config_key, str(error))
         now = self.clock()
         self.ledger.update_attempt(
             run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)}
@@ -276,6 +289,37 @@ class Launcher:
                 attrs={"errors": [str(error)]},
             )
         return LaunchOutcome("rejected", run_id, None, str(error))
+
+    def _wait_for_quota(
+        self, run_id: str, config: RunConfig, request: dict[str, Any], config_key: str, reason: str
+    ) -> LaunchOutcome:
+        """An account quota refused the first job: the run waits on the relaunch queue like any retry.
+
+        Quotas free up over minutes to hours, longer than the event's own retries last.
+        """
+        policy = RunPolicy.from_config(config)
+        now = self.clock()
+        not_before = now + quota_backoff_s(policy, 0, run_id=run_id, attempt=1)
+        self.ledger.transition(
+            run_id,
+            RunStatus.RETRYING,
+            now=now,
+            expected=[RunStatus.PENDING],
+            attrs={
+                "config_key": config_key,
+                "policy": policy.to_item(),
+                "first_request": request,
+                "next_attempt": 1,
+                "next_instance_type": config.job.instance_type,
+                "next_spot": config.job.spot,
+                "create_quota_hits": 1,
+                "not_before": int(not_before),
+                "last_reason": reason,
+            },
+        )
+        self.relaunch_queue.send(run_id, 1, not_before=not_before, now=now)
+        logger.warning("quota reached for run %s: first attempt deferred", run_id, extra={"reason": reason})
+        return LaunchOutcome("deferred", run_id, str(request["TrainingJobName"]), reason)
 
     def _notify_once(
         self, run_id: str, what: str, subject: str, body: dict[str, Any], status: RunStatus

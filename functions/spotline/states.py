@@ -35,7 +35,10 @@ TERMINAL_RUN_STATES = frozenset(
 )
 
 ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.REJECTED, RunStatus.FAILED}),
+    # PENDING -> RETRYING: the first CreateTrainingJob hit an account quota and waits its turn.
+    RunStatus.PENDING: frozenset(
+        {RunStatus.RUNNING, RunStatus.RETRYING, RunStatus.REJECTED, RunStatus.FAILED}
+    ),
     RunStatus.RUNNING: frozenset(
         {RunStatus.RETRYING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
     ),

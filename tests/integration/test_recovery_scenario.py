@@ -270,3 +270,50 @@ def test_other_teams_jobs_and_unknown_runs_are_ignored(recovery: Recovery) -> No
         == "ignored"
     )
     assert recovery.account.inbox.messages() == []
+
+
+def test_a_quota_on_the_first_create_defers_the_run_instead_of_dropping_it(recovery: Recovery) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from spotline.events import parse_object_created
+    from spotline.relaunch import RelaunchRequest
+    from tests.eventfiles import s3_object_created
+
+    quota = {"left": 1}
+
+    def refuse_once(**_: object) -> tuple[AWSResponse, dict[str, object]] | None:
+        if not quota["left"]:
+            return None
+        quota["left"] -= 1
+        message = (
+            "The account-level service limit 'ml.g4dn.xlarge for spot training job usage' is 0 Instances"
+        )
+        error = {"Error": {"Code": "ResourceLimitExceeded", "Message": message}, "ResponseMetadata": {}}
+        return AWSResponse("https://api.sagemaker", 400, {}, None), error  # type: ignore[arg-type]
+
+    recovery.account.sagemaker.meta.events.register("before-call.sagemaker.CreateTrainingJob", refuse_once)
+    text = rail_config()
+    put = recovery.account.s3.put_object(Bucket=BUCKET, Key="configs/rail.yaml", Body=text.encode())
+    event = s3_object_created(
+        BUCKET, "configs/rail.yaml", etag=put["ETag"].strip('"'), size=len(text), version_id=put["VersionId"]
+    )
+
+    outcome = recovery.launcher.launch_from_object(parse_object_created(event))
+
+    assert outcome.action == "deferred"
+    assert outcome.run_id is not None
+    assert recovery.job_names() == []
+    run = recovery.ledger.get_run(outcome.run_id)
+    assert run is not None and run["status"] == "RETRYING"
+    [(body, delay)] = recovery.queued_relaunches()
+    assert body["attempt"] == 1 and 450 <= delay <= 900  # 15 minutes for a quota, half of it jitter
+    # The event's redelivery neither launches nor queues anything more.
+    assert recovery.launcher.launch_from_object(parse_object_created(event)).action == "duplicate"
+
+    recovery.clock.now = float(body["not_before"])
+    relaunched = recovery.relauncher.relaunch(RelaunchRequest.from_body(json.dumps(body)))
+
+    assert relaunched.action == "launched"
+    assert recovery.job_names() == [job(outcome.run_id, 1)]
+    run = recovery.ledger.get_run(outcome.run_id)
+    assert run is not None and (run["status"], run["attempt"]) == ("RUNNING", 1)
