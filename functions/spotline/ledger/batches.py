@@ -284,7 +284,7 @@ class BatchLedger:
             "ExpressionAttributeValues": self._values(
                 {":pk": batch_pk(batch), ":img": IMAGE_PREFIX, ":gen": generation}
             ),
-            "ProjectionExpression": "sk, #key, etag, size",
+            "ProjectionExpression": "sk, #key",
             "ConsistentRead": True,
         }
         request["ExpressionAttributeNames"]["#key"] = "key"
