@@ -33,6 +33,7 @@ from spotline.jobspec import (
     TAG_KIND,
     TAG_RUN_ID,
     TAG_SOURCE_KEY,
+    set_volume_encryption,
 )
 from spotline.ledger import AttemptExists, LedgerTable, RunLedger, RunSource, TransitionRefused
 from spotline.metric_names import metric_definitions
@@ -350,7 +351,7 @@ def inference_request(
     }
     if settings.kms_key_arn:
         request["OutputDataConfig"]["KmsKeyId"] = settings.kms_key_arn
-        request["ResourceConfig"]["VolumeKmsKeyId"] = settings.kms_key_arn
+    set_volume_encryption(request, settings.kms_key_arn)  # not on local-NVMe types (SageMaker refuses it)
     return request
 
 

@@ -230,3 +230,5 @@ def test_each_job_is_a_spot_inference_run_in_the_ledger_like_a_training_run(acco
     job = account.sagemaker.describe_training_job(TrainingJobName=part.job_name)
     assert job["EnableManagedSpotTraining"] is True
     assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+    assert "VolumeKmsKeyId" not in request["ResourceConfig"]  # g4dn: local NVMe, encrypted by the hardware
+    assert request["OutputDataConfig"]["KmsKeyId"] == p.settings.kms_key_arn
