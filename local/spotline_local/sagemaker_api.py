@@ -83,6 +83,7 @@ class LocalSageMaker:
                 )
             job = TrainingJob(params, self._emit)
             self.jobs[name] = job
+        job.announce()
         runner = JobRunner(
             job,
             clients=self.clients,

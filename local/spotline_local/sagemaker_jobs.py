@@ -121,6 +121,12 @@ class TrainingJob:
         with self._lock:
             return {k: self._record[k] for k in keys if k in self._record}
 
+    def announce(self) -> None:
+        """The creation event (InProgress/Starting), as SageMaker sends when a job is created."""
+        with self._lock:
+            event = self._event_locked()
+        self._on_change(event)
+
     def _add_transition(self, status: str, now: float, message: str | None = None) -> None:
         transitions = self._record["SecondaryStatusTransitions"]
         if transitions and "EndTime" not in transitions[-1]:

@@ -22,6 +22,7 @@ import sys
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 SIGTERM_GRACE_S = 120
+DOWNLOAD_THREADS = 8  # SageMaker downloads channels in parallel too
 CAPACITY_ERROR = (
     "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML "
     "instance type."
@@ -266,17 +268,18 @@ class JobRunner:
         target = self.base / "input" / "data" / channel["ChannelName"]
         target.mkdir(parents=True, exist_ok=True)
         bucket, prefix = split_s3_uri(source["S3Uri"])
+        copies: list[tuple[str, str, Path]] = []
         if source.get("S3DataType", "S3Prefix") == "ManifestFile":
             base_uri, relatives = self._read_manifest(bucket, prefix)
             base_bucket, base_prefix = split_s3_uri(base_uri)
-            for relative in relatives:
-                self._download(base_bucket, base_prefix + relative, target / relative)
-            return
-        for key in self._keys(bucket, prefix):
-            if key.endswith("/"):
-                continue
-            relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
-            self._download(bucket, key, target / relative)
+            copies = [(base_bucket, base_prefix + r, target / r) for r in relatives]
+        else:
+            for key in self._keys(bucket, prefix):
+                if not key.endswith("/"):
+                    relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+                    copies.append((bucket, key, target / relative))
+        with ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
+            list(pool.map(lambda c: self._download(*c), copies))
 
     def _read_manifest(self, bucket: str, key: str) -> tuple[str, list[str]]:
         """A manifest: ``[{"prefix": "s3://b/p/"}, "rel/a.jpg", ...]`` (JSON array or one entry a line)."""

@@ -1,0 +1,162 @@
+"""One local stack for the end-to-end tests: moto + the local SageMaker + the functions, from template.yaml.
+
+The stack's functions read their environment at cold start, as in Lambda; the session sets it with a
+MonkeyPatch context before the first invocation and restores it afterwards. Tiny configs and a tiny
+synthetic dataset keep every job to a few seconds of CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from spotline.ledger import LedgerTable, RunLedger
+from spotline_local.faults import Fault
+from spotline_local.stack import LocalStack, StackOptions
+
+T = TypeVar("T")
+DATASET_PREFIX = "datasets/e2e"
+INTERRUPT_AT = 10
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "REJECTED")
+
+TRAIN_CONFIG = """
+job:
+  instance_type: ml.g4dn.xlarge
+  fallback_instance_types: [ml.g5.xlarge]
+  max_runtime: 10m
+  max_attempts: 3
+  retry_backoff: 1s
+  channels: {train: datasets/e2e/train/, val: datasets/e2e/val/}
+promote: {metric: val/mAP50, min: 0.0}
+model: {depth: 1, width: 8, head_width: 16}
+input: {size: 64}
+dataloader: {num_workers: 0}
+solver: {batch_size: 4, max_iter: 20, warmup_iters: 2, log_period: 2}
+checkpoint: {period_iters: 4, keep: 2}
+inference: {batch_size: 4, score_threshold: 0.0, num_workers: 0, amp: none}
+"""
+
+FAULTS = [
+    Fault(job="spotline-e2e-train-*-a01", kind="spot_interruption", at_iteration=INTERRUPT_AT),
+    Fault(job="spotline-e2e-cli-*", kind="capacity_error"),
+    Fault(job="validation-*", kind="capacity_error"),
+]
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout_s: float = 120.0) -> T:
+    """Poll ``check`` until it returns something; fail naming ``what`` if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result is not None:
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+@dataclass
+class E2E:
+    stack: LocalStack
+    ledger: RunLedger
+    table: LedgerTable
+
+    def client(self, service: str) -> Any:
+        return self.stack.clients(service)
+
+    @property
+    def bucket(self) -> str:
+        return self.stack.bucket
+
+    def put(self, key: str, body: bytes | str) -> dict[str, Any]:
+        data = body.encode() if isinstance(body, str) else body
+        response: dict[str, Any] = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)
+        return response
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def read(self, key: str) -> bytes:
+        body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+    def run_for(self, key: str) -> dict[str, Any] | None:
+        return next((r for r in self.ledger.recent_runs(100) if r.get("source_key") == key), None)
+
+    def finished(self, run_id: str, timeout_s: float = 150.0) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            run = self.ledger.get_run(run_id)
+            return run if run and run["status"] in TERMINAL else None
+
+        return wait_for(f"run {run_id} to finish", done, timeout_s)
+
+    def alerts(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        assert self.stack.alerts is not None
+        return [m for m in self.stack.alerts.poll() if predicate(m)]
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    options = StackOptions(
+        workdir=tmp_path_factory.mktemp("local-stack"),
+        faults=FAULTS,
+        schedule_period_s=1.0,
+        retry_delay_s=0.2,
+        phase_delay_s=0.1,
+        torch_threads=1,
+        max_concurrent_jobs=2,
+    )
+    stack = LocalStack(options)
+    stack.start_services()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in stack.environment().items():
+                mp.setenv(name, value)
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                mp.delenv(name, raising=False)
+            stack.start_functions()
+            table = LedgerTable(stack.table, stack.clients("dynamodb"))
+            yield E2E(stack, RunLedger(table), table)
+            stack.stop()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def dataset(e2e: E2E, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny synthetic rail dataset, uploaded under datasets/e2e/ (train, val) of the drop bucket."""
+    from spotline_container.synthetic import generate_dataset
+
+    paths = generate_dataset(
+        tmp_path_factory.mktemp("rail"), n_train=16, n_val=8, n_unlabelled=5, image_size=64
+    )
+    s3 = e2e.client("s3")
+    for split in ("train", "val"):
+        root = paths[split]
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            s3.upload_file(
+                str(path), e2e.bucket, f"{DATASET_PREFIX}/{split}/{path.relative_to(root).as_posix()}"
+            )
+    return paths
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    run_id: str
+    key: str
+    run: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def trained_run(e2e: E2E, dataset: dict[str, Path]) -> TrainedRun:
+    """configs/e2e-train.yaml dropped once: interrupted at iteration 10 of attempt 1, resumed, promoted."""
+    key = "configs/e2e-train.yaml"
+    e2e.put(key, TRAIN_CONFIG)
+    started = wait_for("the launch function to record the run", lambda: e2e.run_for(key), 60)
+    run = e2e.finished(str(started["run_id"]))
+    return TrainedRun(str(run["run_id"]), key, run)

@@ -1,0 +1,67 @@
+"""A folder of images -> one batch -> a Spot inference job with the promoted model -> results and an alert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import E2E, TrainedRun, wait_for
+
+pytestmark = pytest.mark.slow
+
+BATCH = "e2e-line-7"
+
+
+def test_an_image_folder_becomes_inference_results(
+    e2e: E2E, trained_run: TrainedRun, dataset: dict[str, Path]
+) -> None:
+    images = sorted(dataset["unlabelled"].glob("*.jpg"))
+    s3 = e2e.client("s3")
+    for path in images:
+        s3.upload_file(str(path), e2e.bucket, f"inference/{BATCH}/{path.name}")
+    e2e.put(f"inference/{BATCH}/_READY", b"")
+
+    def inference_run() -> dict[str, object] | None:
+        return next(
+            (
+                r
+                for r in e2e.ledger.recent_runs(100)
+                if r.get("kind") == "inference" and BATCH in str(r.get("source_key"))
+            ),
+            None,
+        )
+
+    started = wait_for("the batch to close and its inference run to start", inference_run, 90)
+    run = e2e.finished(str(started["run_id"]))
+    assert run["status"] == "SUCCEEDED"
+
+    attempts = e2e.ledger.attempts(str(run["run_id"]))
+    assert len(attempts) == 1
+    job = e2e.client("sagemaker").describe_training_job(TrainingJobName=attempts[0]["job_name"])
+    assert job["HyperParameters"].get("mode") == "inference"
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
+    assert channels["images"]["S3DataType"] == "ManifestFile"
+    assert channels["model"]["S3Uri"].startswith(f"s3://{e2e.bucket}/runs/{trained_run.run_id}/")
+
+    def results_written() -> list[str] | None:
+        keys = e2e.keys(f"results/{BATCH}/")
+        return keys if f"results/{BATCH}/summary.json" in keys else None
+
+    results = wait_for("the results under results/", results_written, 30)
+    predictions = [
+        json.loads(line)
+        for line in e2e.read(f"results/{BATCH}/predictions.jsonl").decode().splitlines()
+        if line.strip()
+    ]
+    assert sorted(Path(p["image"]).name for p in predictions) == [p.name for p in images]
+    summary = json.loads(e2e.read(f"results/{BATCH}/summary.json"))
+    assert summary["images"] == len(images)
+    assert any(k.startswith(f"results/{BATCH}/") for k in results)
+
+    alerts = wait_for(
+        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None, 30
+    )
+    assert len(alerts) == 1
+    assert f"{len(images)} images" in alerts[0]["subject"]

@@ -1,0 +1,131 @@
+"""The local SageMaker refuses what the real API refuses for the calls spotline makes (through boto3)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.e2e.conftest import E2E, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def request(name: str, e2e: E2E) -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1",
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": "arn:aws:iam::123456789012:role/spotline-local-ExecutionRole",
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{e2e.bucket}/datasets/e2e/train/",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{e2e.bucket}/runs/validation/output/"},
+        "ResourceConfig": {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+        "EnableManagedSpotTraining": True,
+        "CheckpointConfig": {"S3Uri": f"s3://{e2e.bucket}/runs/validation/checkpoints/"},
+    }
+
+
+def error_of(e2e: E2E, params: dict[str, Any]) -> tuple[str, str]:
+    with pytest.raises(ClientError) as caught:
+        e2e.client("sagemaker").create_training_job(**params)
+    error = caught.value.response["Error"]
+    return str(error["Code"]), str(error["Message"])
+
+
+def without_client_validation(e2e: E2E) -> Any:
+    """A client that sends what it is given, so the server's own checks are what is tested."""
+    import boto3
+    from botocore.config import Config
+
+    env = e2e.stack.endpoint_env()
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=env["AWS_ENDPOINT_URL_SAGEMAKER"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(parameter_validation=False, retries={"max_attempts": 1}),
+    )
+
+
+@pytest.mark.parametrize("name", ["bad_name", "-leading-dash", "x" * 64, "trailing-"])
+def test_invalid_job_names_are_refused(e2e: E2E, name: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        without_client_validation(e2e).create_training_job(**request(name, e2e))
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert "trainingJobName" in caught.value.response["Error"]["Message"]
+
+
+def test_max_wait_below_max_runtime_is_refused(e2e: E2E) -> None:
+    params = request("validation-short-wait", e2e)
+    params["StoppingCondition"] = {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 300}
+    code, message = error_of(e2e, params)
+    assert code == "ValidationException"
+    assert "MaxWaitTimeInSeconds" in message
+
+
+def test_max_wait_without_spot_is_refused(e2e: E2E) -> None:
+    params = request("validation-no-spot", e2e)
+    params["EnableManagedSpotTraining"] = False
+    code, message = error_of(e2e, params)
+    assert code == "ValidationException"
+    assert "EnableManagedSpotTraining" in message
+
+
+def test_spot_without_max_wait_is_refused(e2e: E2E) -> None:
+    params = request("validation-spot-no-wait", e2e)
+    params["StoppingCondition"] = {"MaxRuntimeInSeconds": 600}
+    assert error_of(e2e, params)[0] == "ValidationException"
+
+
+def test_an_unknown_instance_type_is_refused(e2e: E2E) -> None:
+    params = copy.deepcopy(request("validation-instance", e2e))
+    params["ResourceConfig"]["InstanceType"] = "ml.nope.huge"
+    with pytest.raises(ClientError) as caught:
+        without_client_validation(e2e).create_training_job(**params)
+    assert "enum value set" in caught.value.response["Error"]["Message"]
+
+
+def test_a_taken_name_is_resource_in_use_and_stop_list_describe_answer(e2e: E2E) -> None:
+    sagemaker = e2e.client("sagemaker")
+    params = request("validation-duplicate", e2e)
+    arn = sagemaker.create_training_job(**params)["TrainingJobArn"]
+    assert arn.endswith(":training-job/validation-duplicate")
+    code, message = error_of(e2e, params)
+    assert code == "ResourceInUse"
+    assert arn in message
+
+    # the local stack denies this job capacity: it fails as SageMaker does, with a CapacityError
+    def failed() -> dict[str, Any] | None:
+        described = sagemaker.describe_training_job(TrainingJobName="validation-duplicate")
+        return described if described["TrainingJobStatus"] == "Failed" else None
+
+    described = wait_for("the job to fail", failed, 30)
+    assert described["FailureReason"].startswith("CapacityError:")
+    assert described["SecondaryStatus"] == "Failed"
+    names = [
+        j["TrainingJobName"]
+        for j in sagemaker.list_training_jobs(NameContains="validation-")["TrainingJobSummaries"]
+    ]
+    assert names == ["validation-duplicate"]
+    with pytest.raises(ClientError) as stopped:
+        sagemaker.stop_training_job(TrainingJobName="validation-duplicate")
+    assert stopped.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as missing:
+        sagemaker.describe_training_job(TrainingJobName="validation-missing")
+    assert missing.value.response["Error"]["Code"] == "ValidationException"
