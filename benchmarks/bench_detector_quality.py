@@ -42,8 +42,8 @@ checkpoint: {{period_iters: 100000, period_minutes: 60}}
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-iter", type=int, default=500)
-    parser.add_argument("--train-images", type=int, default=600)
+    parser.add_argument("--max-iter", type=int, default=1000)
+    parser.add_argument("--train-images", type=int, default=800)
     parser.add_argument("--val-images", type=int, default=100)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--min-map50", type=float, default=0.6)
@@ -72,9 +72,7 @@ def main() -> int:
         f"synthetic data: {args.train_images} train / {args.val_images} val images at 128 px in {gen_s:.1f} s"
     )
     print("loss: " + ", ".join(f"{float(v):.2f}@{s}" for v, s in losses))
-    print(
-        f"training: {args.max_iter} iterations x 16 images in {train_s:.1f} s (whole run, start-up incl.)"
-    )
+    print(f"training: {args.max_iter} iterations x 16 images in {train_s:.1f} s (whole run, start-up incl.)")
     print(f"train images/s (median of log windows): {sorted(speeds)[len(speeds) // 2]:.1f}")
     print(f"val mAP@0.5 = {metrics['mAP50']:.3f}   mAP@[.5:.95] = {metrics['mAP']:.3f}")
     ok = metrics["mAP50"] >= args.min_map50
