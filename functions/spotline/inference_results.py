@@ -31,7 +31,7 @@ from typing import Any
 from spotline import aws, layout
 from spotline.ledger.batches import BatchLedger
 from spotline.notify import Notifier
-from spotline.publish import PublishContext, register_completed_publisher
+from spotline.publish import PublishContext
 from spotline.settings import Settings
 from spotline.timefmt import iso_utc
 
@@ -299,7 +299,7 @@ class InferenceResults:
 def publish_inference_completed(
     context: PublishContext, run: Mapping[str, Any], describe: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The job-state function's publisher for runs of kind ``inference`` (a ``CompletedPublisher``)."""
+    """What a completed inference run publishes (called by the job-state function's publisher)."""
     settings = context.settings
     results = InferenceResults(
         settings,
@@ -309,8 +309,3 @@ def publish_inference_completed(
         clock=lambda: context.now,
     )
     return results.publish(run, describe)
-
-
-def register() -> None:
-    """Plug inference publishing into the job-state function (one call at its cold start)."""
-    register_completed_publisher("inference", publish_inference_completed)

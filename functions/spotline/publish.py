@@ -6,11 +6,10 @@ artifact, Spot savings) and then sends one SNS message and one ``spotline`` even
 notice claimed in the ledger. Redelivered events find the transition done and the notice
 claimed, and send nothing. :meth:`Publisher.announce_retry` does the same for a relaunch.
 
-What a *completed* job publishes depends on the run's kind: :data:`COMPLETED_PUBLISHERS` maps
-``run["kind"]`` to a function ``(context, run, describe) -> dict`` whose result goes into the
-report and the messages under ``results``. Training registers :func:`publish_training_completed`
-(the promotion gate); the inference part registers its own with
-:func:`register_completed_publisher`. An unregistered kind falls back to training's.
+What a *completed* job publishes depends on the run's kind (:func:`publish_completed`): a
+training run applies its promotion gate; an inference run writes ``results/<batch>/`` and sends
+the batch's own message (``spotline.inference_results``), so its run-level success goes out as an
+EventBridge event only — one SNS message per batch, not one per job.
 """
 
 from __future__ import annotations
@@ -67,9 +66,6 @@ class PublishContext:
     now: float
 
 
-CompletedPublisher = Callable[[PublishContext, Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
-
-
 def publish_training_completed(
     context: PublishContext, run: Mapping[str, Any], describe: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -78,19 +74,15 @@ def publish_training_completed(
     return {"promotion": promotion.to_dict()}
 
 
-COMPLETED_PUBLISHERS: dict[str, CompletedPublisher] = {"training": publish_training_completed}
-
-
-def register_completed_publisher(kind: str, publisher: CompletedPublisher) -> None:
-    """Let a run kind (``inference``) publish its own results when its job completes."""
-    COMPLETED_PUBLISHERS[kind] = publisher
-
-
 def publish_completed(
     context: PublishContext, run: Mapping[str, Any], describe: Mapping[str, Any]
 ) -> dict[str, Any]:
-    publisher = COMPLETED_PUBLISHERS.get(str(run.get("kind", "training")), publish_training_completed)
-    return publisher(context, run, describe)
+    """The results of a completed job, by run kind; they go into the report under ``results``."""
+    if run.get("kind") == "inference":
+        from spotline.inference_results import publish_inference_completed  # imports this module
+
+        return publish_inference_completed(context, run, describe)
+    return publish_training_completed(context, run, describe)
 
 
 @dataclass
@@ -254,17 +246,14 @@ class Publisher:
         run_id = str(run["run_id"])
         if not self.ledger.claim_notice(run_id, notice, self.clock()):
             return False
+        run_kind = str(run.get("kind", "training"))
         try:
-            self.notifier.publish(
-                subject,
-                body,
-                {
-                    "kind": NOTICE_KIND,
-                    "status": status.value,
-                    "run_id": run_id,
-                    "run_kind": str(run.get("kind", "training")),
-                },
-            )
+            if not (run_kind == "inference" and status == RunStatus.SUCCEEDED):  # the batch has its own
+                self.notifier.publish(
+                    subject,
+                    body,
+                    {"kind": NOTICE_KIND, "status": status.value, "run_id": run_id, "run_kind": run_kind},
+                )
             self.notifier.emit(DETAIL_TYPES[status], body)
         except Exception:
             self.ledger.release_notice(run_id, notice)

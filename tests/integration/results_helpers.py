@@ -47,9 +47,6 @@ def complete_job(account: Account, run: Mapping[str, Any], archive: bytes) -> di
 
 def settle_completed(account: Account, settings: Settings, run_id: str, describe: Mapping[str, Any]) -> Any:
     """What the job-state function does with a Completed event: settle the run and publish it."""
-    from spotline import inference_results
-
-    inference_results.register()
     table = LedgerTable(settings.table, account.dynamodb)
     ledger = RunLedger(table)
     run = ledger.get_run(run_id)
@@ -65,9 +62,8 @@ def settle_completed(account: Account, settings: Settings, run_id: str, describe
 
 
 def inference_messages(account: Account) -> list[dict[str, Any]]:
-    """The SNS messages of kind ``inference`` (batch results) delivered so far."""
-    return [
-        m
-        for m in account.inbox.messages()
-        if m.get("MessageAttributes", {}).get("kind", {}).get("Value") == "inference"
-    ]
+    """The SNS messages delivered so far, all of them batch results (kind ``inference``)."""
+    messages = account.inbox.messages()
+    kinds = [m.get("MessageAttributes", {}).get("kind", {}).get("Value") for m in messages]
+    assert kinds == ["inference"] * len(messages), f"a completed inference job sent other messages: {kinds}"
+    return messages

@@ -695,7 +695,7 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
     }
     assert can_read == {
         "LaunchFunction": {"configs/"},
-        "JobStateFunction": set(),
+        "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
         "RelaunchFunction": set(),
         "ImageIntakeFunction": {"inference/"},
         "BatchCloserFunction": {"inference/"},
