@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import torch
+
 from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
 from spotline_container.checkpoint import CheckpointStore
 
@@ -42,7 +44,7 @@ class MetricsHook(Hook):
         self.period, self.global_batch = period, global_batch
         self._since = time.perf_counter()
         self._iters = 0
-        self._loss_sum = 0.0
+        self._loss_sum: torch.Tensor | float = 0.0
 
     def before_train(self) -> None:
         self._since = time.perf_counter()
@@ -54,7 +56,7 @@ class MetricsHook(Hook):
         if t.iter % self.period and t.iter != t.max_iter:
             return
         elapsed = max(time.perf_counter() - self._since, 1e-9)
-        emit(TRAIN_LOSS, self._loss_sum / self._iters, t.iter)
+        emit(TRAIN_LOSS, float(self._loss_sum) / self._iters, t.iter)
         emit(TRAIN_LR, t.lr, t.iter)
         emit(TRAIN_THROUGHPUT, self._iters * self.global_batch / elapsed, t.iter)
         self._since, self._iters, self._loss_sum = time.perf_counter(), 0, 0.0

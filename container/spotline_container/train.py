@@ -99,7 +99,7 @@ def run_training(
     if ctx.is_main:
         store.clean_temporaries()
     barrier(ctx)
-    state = store.load_latest(map_location=ctx.device)
+    state = store.load_latest()  # on the CPU: RNG states must stay CPU tensors
     start_iter = int(state["iteration"]) if state else 0
 
     train_model: nn.Module = model

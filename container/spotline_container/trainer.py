@@ -48,7 +48,7 @@ class Trainer:
         self.amp, self.channels_last, self.clip_grad_norm = amp, channels_last, clip_grad_norm
         self.iter, self.start_iter, self.max_iter = start_iter, start_iter, max_iter
         self.hooks, self.stop, self.data_state = list(hooks), stop, data_state
-        self.last_loss = float("nan")
+        self.last_loss = torch.zeros(())
         for hook in self.hooks:
             hook.trainer = self
 
@@ -101,7 +101,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        self.last_loss = float(losses["loss"].detach())
+        self.last_loss = losses["loss"].detach()  # a tensor: no device sync per step
 
     def train(self) -> None:
         """Steps ``iter .. max_iter``; raises :class:`Interrupted` after saving if a stop was requested."""
