@@ -26,17 +26,8 @@ from spotline.config import ConfigError
 from spotline.config.loader import load_yaml_document
 from spotline.config.model import InferenceSection
 from spotline.config.schema import build
-from spotline.jobspec import (
-    CHECKPOINT_LOCAL_PATH,
-    INTERNAL_RETRIES,
-    TAG_ATTEMPT,
-    TAG_KIND,
-    TAG_RUN_ID,
-    TAG_SOURCE_KEY,
-    set_volume_encryption,
-)
+from spotline.jobspec import Resources, job_request, s3_channel
 from spotline.ledger import AttemptExists, LedgerTable, RunLedger, RunSource, TransitionRefused
-from spotline.metric_names import metric_definitions
 from spotline.naming import job_name, run_id_for_object
 from spotline.notify import Notifier
 from spotline.policy import RunPolicy
@@ -285,74 +276,29 @@ def _max_wait(settings: Settings) -> int:
     return max(settings.inference_max_wait_s or 2 * runtime, runtime)
 
 
-def _tag_safe(text: str) -> str:
-    allowed = set("_.:/=+-@ ")
-    return "".join(c if c.isalnum() or c in allowed else "_" for c in text)[:256]
-
-
-def _channel(name: str, uri: str, data_type: str) -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {
-                "S3DataType": data_type,
-                "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
-            }
-        },
-        "InputMode": "File",
-    }
-
-
 def inference_request(
     *, settings: Settings, run_id: str, batch: str, manifest_uri: str, model: ModelChoice
 ) -> dict[str, Any]:
     """Attempt 1's CreateTrainingJob request for one part of a batch."""
-    source_key = f"{layout.INFERENCE}{batch}"
-    request: dict[str, Any] = {
-        "TrainingJobName": job_name(settings.job_prefix, run_id, 1),
-        "AlgorithmSpecification": {
-            "TrainingImage": settings.image_uri,
-            "TrainingInputMode": "File",
-            "MetricDefinitions": metric_definitions(),
-        },
-        "RoleArn": settings.execution_role_arn,
-        "HyperParameters": {"mode": "inference", **model.hyperparameters},
-        "InputDataConfig": [
-            _channel(MODEL_CHANNEL, model.uri, "S3Prefix"),
-            _channel(IMAGES_CHANNEL, manifest_uri, "ManifestFile"),
+    return job_request(
+        settings=settings,
+        run_id=run_id,
+        kind=KIND,
+        source_key=f"{layout.INFERENCE}{batch}",
+        channels=[
+            s3_channel(MODEL_CHANNEL, model.uri, "File"),
+            s3_channel(IMAGES_CHANNEL, manifest_uri, "File", "ManifestFile"),
         ],
-        "OutputDataConfig": {"S3OutputPath": layout.output_uri(settings.bucket, run_id)},
-        "ResourceConfig": {
-            "InstanceType": settings.inference_instance_types[0],
-            "InstanceCount": 1,
-            "VolumeSizeInGB": settings.inference_volume_gb,
-        },
-        "StoppingCondition": {
-            "MaxRuntimeInSeconds": settings.inference_max_runtime_s,
-            "MaxWaitTimeInSeconds": _max_wait(settings),
-        },
-        "EnableNetworkIsolation": True,
-        "EnableInterContainerTrafficEncryption": False,
-        "EnableManagedSpotTraining": True,
-        "CheckpointConfig": {
-            "S3Uri": layout.checkpoint_uri(settings.bucket, run_id),
-            "LocalPath": CHECKPOINT_LOCAL_PATH,
-        },
-        "RetryStrategy": {"MaximumRetryAttempts": INTERNAL_RETRIES},
-        "Environment": {"SPOTLINE_RUN_ID": run_id, "SPOTLINE_ATTEMPT": "1"},
-        "Tags": [
-            {"Key": TAG_RUN_ID, "Value": run_id},
-            {"Key": TAG_ATTEMPT, "Value": "1"},
-            {"Key": TAG_SOURCE_KEY, "Value": _tag_safe(source_key)},
-            {"Key": TAG_KIND, "Value": KIND},
-            {"Key": TAG_BATCH, "Value": _tag_safe(batch)},
-        ],
-    }
-    if settings.kms_key_arn:
-        request["OutputDataConfig"]["KmsKeyId"] = settings.kms_key_arn
-    set_volume_encryption(request, settings.kms_key_arn)  # not on local-NVMe types (SageMaker refuses it)
-    return request
+        resources=Resources(
+            instance_type=settings.inference_instance_types[0],
+            instance_count=1,
+            volume_gb=settings.inference_volume_gb,
+            max_runtime_s=settings.inference_max_runtime_s,
+            max_wait_s=_max_wait(settings),
+        ),
+        hyperparameters={"mode": "inference", **model.hyperparameters},
+        extra_tags={TAG_BATCH: batch},
+    )
 
 
 @dataclass(frozen=True)

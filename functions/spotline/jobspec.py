@@ -38,37 +38,42 @@ class Rung:
     spot: bool
 
 
-def _tag_value(text: str) -> str:
+def tag_value(text: str) -> str:
     """Tag values: letters of any script, digits, spaces and ``_ . : / = + - @``; 256 characters."""
     allowed = set("_.:/=+-@ ")
     return "".join(c if c.isalnum() or c in allowed else "_" for c in text)[:256]
 
 
-def training_request(
+@dataclass(frozen=True)
+class Resources:
+    """What one job runs on and for how long: the parts of a request a run's kind decides."""
+
+    instance_type: str
+    instance_count: int
+    volume_gb: int
+    max_runtime_s: int
+    max_wait_s: int | None  # None: not on Spot
+    input_mode: str = "File"
+    network_isolation: bool = True
+
+
+def job_request(
     *,
     settings: Settings,
     run_id: str,
-    config: RunConfig,
-    config_key: str,
+    kind: str,
     source_key: str,
+    channels: list[dict[str, Any]],
+    resources: Resources,
     hyperparameters: Mapping[str, str] | None = None,
-    kind: str = "training",
-    extra_channels: Mapping[str, str] | None = None,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The first attempt's CreateTrainingJob request for ``config``."""
-    job = config.job
-    channels = [
-        _channel(CONFIG_CHANNEL, f"s3://{settings.bucket}/{config_key}", "File", "S3Prefix"),
-    ]
-    for name, uri in {**job.channels, **(extra_channels or {})}.items():
-        bucket, prefix = resolve_channel_uri(uri, settings.bucket)
-        data_type = "ManifestFile" if prefix.endswith(".manifest") else "S3Prefix"
-        channels.append(_channel(name, f"s3://{bucket}/{prefix}", job.input_mode, data_type))
+    """Attempt 1's CreateTrainingJob request: what every spotline job has, whatever its kind."""
     request: dict[str, Any] = {
         "TrainingJobName": job_name(settings.job_prefix, run_id, 1),
         "AlgorithmSpecification": {
             "TrainingImage": settings.image_uri,
-            "TrainingInputMode": job.input_mode,
+            "TrainingInputMode": resources.input_mode,
             "MetricDefinitions": metric_definitions(),
         },
         "RoleArn": settings.execution_role_arn,
@@ -76,14 +81,14 @@ def training_request(
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": layout.output_uri(settings.bucket, run_id)},
         "ResourceConfig": {
-            "InstanceType": job.instance_type,
-            "InstanceCount": job.instance_count,
-            "VolumeSizeInGB": job.volume_size_gb,
+            "InstanceType": resources.instance_type,
+            "InstanceCount": resources.instance_count,
+            "VolumeSizeInGB": resources.volume_gb,
         },
-        "StoppingCondition": {"MaxRuntimeInSeconds": int(job.max_runtime)},
-        "EnableNetworkIsolation": job.network_isolation,
-        "EnableInterContainerTrafficEncryption": job.instance_count > 1,
-        "EnableManagedSpotTraining": job.spot,
+        "StoppingCondition": {"MaxRuntimeInSeconds": resources.max_runtime_s},
+        "EnableNetworkIsolation": resources.network_isolation,
+        "EnableInterContainerTrafficEncryption": resources.instance_count > 1,
+        "EnableManagedSpotTraining": resources.max_wait_s is not None,
         "CheckpointConfig": {
             "S3Uri": layout.checkpoint_uri(settings.bucket, run_id),
             "LocalPath": CHECKPOINT_LOCAL_PATH,
@@ -93,16 +98,47 @@ def training_request(
         "Tags": [
             {"Key": TAG_RUN_ID, "Value": run_id},
             {"Key": TAG_ATTEMPT, "Value": "1"},
-            {"Key": TAG_SOURCE_KEY, "Value": _tag_value(source_key)},
+            {"Key": TAG_SOURCE_KEY, "Value": tag_value(source_key)},
             {"Key": TAG_KIND, "Value": kind},
+            *({"Key": k, "Value": tag_value(v)} for k, v in (extra_tags or {}).items()),
         ],
     }
-    max_wait = job.effective_max_wait
-    if max_wait is not None:
-        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = max_wait
+    if resources.max_wait_s is not None:
+        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = max(
+            resources.max_wait_s, resources.max_runtime_s
+        )
     if settings.kms_key_arn:
         request["OutputDataConfig"]["KmsKeyId"] = settings.kms_key_arn
     set_volume_encryption(request, settings.kms_key_arn)
+    return request
+
+
+def training_request(
+    *, settings: Settings, run_id: str, config: RunConfig, config_key: str, source_key: str
+) -> dict[str, Any]:
+    """The first attempt's CreateTrainingJob request for ``config``."""
+    job = config.job
+    channels = [s3_channel(CONFIG_CHANNEL, f"s3://{settings.bucket}/{config_key}", "File")]
+    for name, uri in job.channels.items():
+        bucket, prefix = resolve_channel_uri(uri, settings.bucket)
+        channels.append(s3_channel(name, f"s3://{bucket}/{prefix}", job.input_mode))
+    resources = Resources(
+        instance_type=job.instance_type,
+        instance_count=job.instance_count,
+        volume_gb=job.volume_size_gb,
+        max_runtime_s=int(job.max_runtime),
+        max_wait_s=job.effective_max_wait,
+        input_mode=job.input_mode,
+        network_isolation=job.network_isolation,
+    )
+    request = job_request(
+        settings=settings,
+        run_id=run_id,
+        kind="training",
+        source_key=source_key,
+        channels=channels,
+        resources=resources,
+    )
     if job.vpc is not None:
         request["VpcConfig"] = {
             "Subnets": list(job.vpc.subnets),
@@ -146,7 +182,7 @@ def set_volume_encryption(request: dict[str, Any], kms_key_arn: str | None) -> N
         resources.pop("VolumeKmsKeyId", None)
 
 
-def _channel(name: str, uri: str, mode: str, data_type: str) -> dict[str, Any]:
+def s3_channel(name: str, uri: str, mode: str, data_type: str = "S3Prefix") -> dict[str, Any]:
     return {
         "ChannelName": name,
         "DataSource": {
