@@ -19,6 +19,7 @@ import types
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -27,6 +28,7 @@ from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import SIGTERM_EXIT_CODE
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NPROC_ENV = "SPOTLINE_NPROC_PER_HOST"
 PORT_ENV = "SPOTLINE_MASTER_PORT"
@@ -42,6 +44,7 @@ class LaunchPlan:
     nproc_per_host: int
     master_addr: str
     master_port: int
+    network_interface: str | None = None
 
     @property
     def world_size(self) -> int:
@@ -53,7 +56,7 @@ def plan_launch(env: SageMakerEnvironment) -> LaunchPlan:
     nproc = int(os.environ.get(NPROC_ENV) or 0) or max(1, torch.cuda.device_count())
     master = "127.0.0.1" if len(hosts) == 1 else hosts[0]
     port = int(os.environ.get(PORT_ENV) or DEFAULT_PORT)
-    return LaunchPlan(hosts, hosts.index(env.current_host), nproc, master, port)
+    return LaunchPlan(hosts, hosts.index(env.current_host), nproc, master, port, env.network_interface)
 
 
 def in_worker() -> bool:
@@ -79,6 +82,9 @@ def launch_workers(plan: LaunchPlan, argv: list[str]) -> tuple[int, str | None]:
             or str(max(1, (os.cpu_count() or 1) // plan.nproc_per_host)),
         )
         env[WORKER_FAILURE_ENV] = str(failure_dir / f"rank-{rank}")
+        if plan.network_interface and len(plan.hosts) > 1:
+            env.setdefault("NCCL_SOCKET_IFNAME", plan.network_interface)
+            env.setdefault("GLOO_SOCKET_IFNAME", plan.network_interface)
         procs.append(subprocess.Popen([sys.executable, "-m", "spotline_container", *argv], env=env))  # noqa: S603
     log.info(
         "started %d workers (ranks %d..%d of %d)",
@@ -167,6 +173,15 @@ def any_rank(flag: bool, ctx: DistContext) -> bool:
     t = torch.tensor([1 if flag else 0], device=ctx.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def gather_to_main(obj: T, ctx: DistContext) -> list[T]:
+    """Every rank's ``obj``, on rank 0 (other ranks get an empty list)."""
+    if not ctx.distributed:
+        return [obj]
+    gathered: list[T] | None = [obj] * ctx.world_size if ctx.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered or []
 
 
 def barrier(ctx: DistContext) -> None:

@@ -35,6 +35,7 @@ class SageMakerEnvironment:
     current_host: str
     job_name: str
     checkpoint_dir: Path
+    network_interface: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SageMakerEnvironment:
@@ -56,6 +57,7 @@ class SageMakerEnvironment:
             current_host=current,
             job_name=environ.get("TRAINING_JOB_NAME", "local"),
             checkpoint_dir=checkpoints,
+            network_interface=resources.get("network_interface_name"),
         )
 
     @property

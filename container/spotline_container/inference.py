@@ -24,7 +24,7 @@ from spotline.config import RunConfig
 from spotline.metric_names import INFER_THROUGHPUT
 from spotline_container.checkpoint import atomic_write
 from spotline_container.data import build_image_loader, list_images
-from spotline_container.distributed import DistContext, barrier
+from spotline_container.distributed import DistContext, barrier, gather_to_main
 from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import Interrupted, UserError
 from spotline_container.hooks import emit
@@ -188,7 +188,17 @@ def run_inference(
         log.info("shard %d (%d images) done", index, hi - lo)
     if done_before:
         log.info("%d shard(s) were already done by an earlier attempt", done_before)
-    barrier(ctx)
+    if ctx.distributed:
+        # Ranks on other hosts wrote their shards to their own disks: bring the text to rank 0.
+        mine = {
+            i: (work / f"shard-{i:05d}.jsonl").read_text()
+            for i in range(ctx.rank, len(starts), ctx.world_size)
+        }
+        for shards in gather_to_main(mine, ctx):
+            for i, text in shards.items():
+                path = work / f"shard-{i:05d}.jsonl"
+                if not path.is_file() or path.read_text() != text:
+                    atomic_write(path, lambda f, t=text: f.write(t.encode()))
     summary: dict[str, Any] = {}
     if ctx.is_main:
         summary = _merge(work, len(starts), classes, env.model_dir, config)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def model_channel(trained: Run, where: Path) -> Path:
+    where.mkdir(parents=True)
+    with tarfile.open(where / "model.tar.gz", "w:gz") as tar:
+        for name in ("model.pt", "config.yaml", "metrics.json"):
+            tar.add(trained.base / "model" / name, arcname=name)
+    return where
+
+
+def images_channel(rail_data: dict[str, Path], where: Path) -> Path:
+    # As SageMaker lays out a ManifestFile channel: the listed keys at their relative paths.
+    shutil.copytree(rail_data["unlabelled"], where / "line-7")
+    shutil.copy(rail_data["unlabelled"] / "track_00000.jpg", where / "top.jpg")
+    (where / "line-7" / "broken.jpg").write_bytes(b"not a jpeg")
+    return where
 
 
 @pytest.fixture(scope="session")

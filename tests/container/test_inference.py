@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tarfile
 from pathlib import Path
 
 from spotline_container.sagemaker_tree import make_tree
-from tests.container.conftest import Run, run_container
-
-
-def _model_channel(trained: Run, where: Path) -> Path:
-    where.mkdir(parents=True)
-    with tarfile.open(where / "model.tar.gz", "w:gz") as tar:
-        for name in ("model.pt", "config.yaml", "metrics.json"):
-            tar.add(trained.base / "model" / name, arcname=name)
-    return where
-
-
-def _images_channel(rail_data: dict[str, Path], where: Path) -> Path:
-    # As SageMaker lays out a ManifestFile channel: the listed keys at their relative paths.
-    shutil.copytree(rail_data["unlabelled"], where / "line-7")
-    shutil.copy(rail_data["unlabelled"] / "track_00000.jpg", where / "top.jpg")
-    (where / "line-7" / "broken.jpg").write_bytes(b"not a jpeg")
-    return where
+from tests.container.conftest import Run, images_channel, model_channel, run_container
 
 
 def test_inference_writes_predictions_and_resumes_by_shard(
@@ -39,8 +21,8 @@ def test_inference_writes_predictions_and_resumes_by_shard(
             "inference.score_threshold": "0.01",
         },
         channels={
-            "model": _model_channel(trained, tmp_path / "model-src"),
-            "images": _images_channel(rail_data, tmp_path / "images-src"),
+            "model": model_channel(trained, tmp_path / "model-src"),
+            "images": images_channel(rail_data, tmp_path / "images-src"),
         },
     )
     run = run_container(base)
@@ -87,7 +69,7 @@ def test_inference_without_images_is_a_user_error(tmp_path: Path, trained: Run) 
     base = make_tree(
         tmp_path / "ml",
         hyperparameters={"mode": "inference"},
-        channels={"model": _model_channel(trained, tmp_path / "model-src")},
+        channels={"model": model_channel(trained, tmp_path / "model-src")},
     )
     run = run_container(base)
     assert run.returncode == 1
