@@ -39,6 +39,7 @@ PLATFORM_ERROR = "PlatformError"
 MAX_FAILURE_CHARS = 1000  # SageMaker keeps about 1 KB of FailureReason
 CONFIG_SUFFIXES = (".yaml", ".yml")
 EMBEDDED_CONFIG = "config.yaml"
+THREADS_ENV = "SPOTLINE_TORCH_THREADS"
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ def run(env: SageMakerEnvironment, argv: list[str]) -> int:
                     failure_path.write_text(text)
                 return code
         ctx = init_process_group()
+        threads = os.environ.get(THREADS_ENV)
+        if threads:
+            torch.set_num_threads(int(threads))
         if resolved.config.mode == "inference":
             assert resolved.model_dir is not None
             run_inference(env, resolved.config, resolved.model_dir, ctx, lambda: stop.requested)
