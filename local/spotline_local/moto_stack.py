@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from spotline_local.template import REGION
@@ -18,27 +23,52 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MotoServer:
-    """A moto server in a thread; ``endpoint`` is its URL once started."""
+    """moto's server in a process of its own: its state cannot be reset by an in-process ``mock_aws``,
+    and its request handling does not compete with the functions for this process's GIL."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, log_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self._server: Any = None
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
+    def start(self, timeout_s: float = 30.0) -> None:
+        log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, moto's own module
+            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MOTO_PORT": str(self.port)},
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"moto server exited with {self._process.returncode} (port {self.port} taken?)"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not open {self.endpoint} within {timeout_s:.0f} s")
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
 
 
 class Clients:

@@ -393,8 +393,10 @@ class JobRunner:
         while process.poll() is None:
             if reason is None:
                 if self._interrupt.is_set():
-                    reason = "interrupted"
-                elif self.job.stop_requested.is_set():
+                    reason = "interrupted"  # the reader already sent SIGTERM, on the very line
+                    deadline = time.time() + SIGTERM_GRACE_S
+                    continue
+                if self.job.stop_requested.is_set():
                     reason = "stopped"
                     self.job.move("Stopping", "Stopping")
                 elif time.time() - started > max_runtime:
@@ -410,6 +412,8 @@ class JobRunner:
                 last_sync = time.time()
             time.sleep(0.1)
         reader.join(timeout=5)
+        if reason is None and self._interrupt.is_set():
+            reason = "interrupted"  # it exited on the reader's SIGTERM before the loop looked
         code = process.returncode
         return (reason or "exited", code)
 
@@ -439,6 +443,7 @@ class JobRunner:
                 if self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at:
                     self._interrupt_at = None
                     self._interrupt.set()
+                    process.send_signal(signal.SIGTERM)  # capacity reclaimed: no waiting for the poll loop
 
     # -- logs and model ----------------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
         self.workdir = Path(self.options.workdir).resolve()
-        self.moto = MotoServer(self.options.host, self.options.moto_port)
+        self.moto = MotoServer(self.options.host, self.options.moto_port, self.workdir / "logs" / "moto.log")
         self.clients = Clients(self.moto.endpoint)
         self.provisioned = Provisioned()
         self.sagemaker: LocalSageMaker | None = None
@@ -112,7 +112,7 @@ class LocalStack:
     def start_services(self) -> None:
         """moto, the resources of template.yaml, the local SageMaker and the alert observer."""
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.moto.start()
         template_path = self.options.template or find_template()
         parameters = {"ImageUri": LOCAL_IMAGE_URI, **self.options.parameters}

@@ -36,7 +36,7 @@ promote: {metric: val/mAP50, min: 0.0}
 model: {depth: 1, width: 8, head_width: 16}
 input: {size: 64}
 dataloader: {num_workers: 0}
-solver: {batch_size: 4, max_iter: 20, warmup_iters: 2, log_period: 2}
+solver: {batch_size: 4, max_iter: 60, warmup_iters: 2, log_period: 2}
 checkpoint: {period_iters: 4, keep: 2}
 inference: {batch_size: 4, score_threshold: 0.0, num_workers: 0, amp: none}
 """

@@ -42,7 +42,7 @@ def test_a_bad_config_is_rejected_with_a_report_and_one_alert(e2e: E2E) -> None:
     assert jobs == []
     report = json.loads(e2e.read(f"runs/{run_id}/rejection.json"))
     problems = json.dumps(report)
-    for path in ("job.max_wait", "job.max_attempts", "solver.max_iter"):
+    for path in ("job.max_attempts", "solver.max_iter"):
         assert path in problems
     alerts = wait_for("the rejection alert", lambda: e2e.alerts(lambda m: run_id in m["message"]) or None, 30)
     assert len(alerts) == 1
