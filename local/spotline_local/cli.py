@@ -16,7 +16,7 @@ from typing import Any
 
 from spotline_local.targets import CliError, Target, resolve_target
 
-DEFAULT_WORKDIR = Path(".spotline-local")
+DEFAULT_WORKDIR = Path(".spotline/local")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "REJECTED")
 
 
@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole story on synthetic rail images, in a few minutes")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo.add_argument("--workdir", type=Path, default=Path(".spotline-demo"))
+    demo.add_argument("--workdir", type=Path, default=Path(".spotline/demo"))
     demo.set_defaults(func=cmd_demo)
     return parser
 

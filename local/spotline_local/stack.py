@@ -39,7 +39,7 @@ OBSERVER_QUEUE = "local-alert-observer"
 class StackOptions:
     """Knobs of a local stack; defaults suit ``spotline local up``, tests and the demo shorten them."""
 
-    workdir: Path = Path(".spotline-local")
+    workdir: Path = Path(".spotline/local")
     template: Path | None = None
     stack_name: str = "spotline-local"
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -137,8 +137,9 @@ class LocalStack:
         )
         self.sagemaker_server.start()
         self.clients.overrides["sagemaker"] = self.sagemaker_server.endpoint
-        self._observe_alerts()
-        self._write_state()
+        if "SPOTLINE_TOPIC_ARN" in self.function_env:  # a template of spotline's (tests use others too)
+            self._observe_alerts()
+            self._write_state()
 
     def start_functions(self) -> None:
         """The dispatcher: from now on rules, queues and schedules invoke the functions."""

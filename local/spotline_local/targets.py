@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ class CliError(Exception):
         self.hint = hint
 
 
-@dataclass(frozen=True)
+@dataclass
 class Target:
     """A spotline deployment: its drop bucket, ledger table and topic, and how to reach them."""
 
@@ -28,9 +27,14 @@ class Target:
     table: str
     topic_arn: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @functools.cache  # noqa: B019 - a handful of clients per CLI run
     def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._build(service)
+        return self._clients[service]
+
+    def _build(self, service: str) -> Any:
         import boto3
 
         if not self.endpoints:
