@@ -65,11 +65,12 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             stop["now"] = True
 
         signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)  # Ctrl-C, even where the shell started us ignoring it
         seen = 0
         while not stop["now"]:
             time.sleep(1)
             assert stack.alerts is not None
-            messages = stack.alerts.poll()
+            messages = _aws(stack.alerts.poll)
             for message in messages[seen:]:
                 _out(f"[alert] {message['subject']}")
             seen = len(messages)

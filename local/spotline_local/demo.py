@@ -289,7 +289,10 @@ def _pictures(
             x0, y0, x1, y1 = (v * scale for v in d["box"])
             color = colors.get(d["class"], (255, 255, 255))
             draw.rectangle((x0, y0, x1, y1), outline=color, width=3)
-            draw.text((x0 + 2, max(0, y0 - 12)), f"{d['class']} {d['score']:.2f}", fill=color, font=font)
+            label = f"{d['class']} {d['score']:.2f}"
+            anchor = (x0, max(0, y0 - 16))
+            draw.rectangle(draw.textbbox(anchor, label, font=font), fill=(0, 0, 0))
+            draw.text(anchor, label, fill=color, font=font)
         path = out_dir / f"detections-{Path(name).stem}.png"
         image.save(path)
         pictures.append(path)

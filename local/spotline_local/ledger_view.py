@@ -65,7 +65,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def savings_text(s: RunSavings) -> str:
     if not s.training_s:
         return "-"
-    return f"{s.savings_pct:.0f}% (${s.savings_usd:.2f} of ${s.on_demand_usd:.2f})"
+
+    def usd(x: float) -> str:
+        return f"${x:.2f}" if x >= 1 else f"${x:.4f}"
+
+    return f"{s.savings_pct:.0f}% ({usd(s.savings_usd)} of {usd(s.on_demand_usd)})"
 
 
 def runs_table(views: Sequence[RunView]) -> str:

@@ -45,6 +45,7 @@ class MotoServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "MOTO_PORT": str(self.port)},
+            start_new_session=True,  # a Ctrl-C reaches the stack, which then stops moto last
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -188,7 +188,7 @@ class JobRunner:
         """Sleep, waking early (True) if someone stops the job."""
         return self.job.stop_requested.wait(seconds)
 
-    def _billing(self, started: float) -> dict[str, int]:
+    def _billing(self, started: float) -> dict[str, Any]:
         training = max(1, math.ceil(time.time() - started))
         spot = bool(self.job.get("EnableManagedSpotTraining"))
         billable = max(1, round(training * (1.0 - self.settings.spot_discount))) if spot else training

@@ -111,6 +111,13 @@ class LocalStack:
 
     def start_services(self) -> None:
         """moto, the resources of template.yaml, the local SageMaker and the alert observer."""
+        try:
+            self._start_services()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_services(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.moto.start()

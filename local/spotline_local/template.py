@@ -52,7 +52,8 @@ def load_template(path: Path) -> dict[str, Any]:
     document, problems = decode_str(path.read_text())
     if document is None:
         raise TemplateError(f"{path}: {problems[0] if problems else 'unreadable template'}")
-    return _plain(document)
+    plain: dict[str, Any] = _plain(document)
+    return plain
 
 
 def _plain(value: Any) -> Any:

@@ -30,10 +30,12 @@ def small_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         )
     )
     stack.start_services()
-    dispatch_handlers.CLIENTS["s3"] = stack.clients("s3")
-    stack.start_functions()
-    yield stack
-    stack.stop()
+    try:
+        dispatch_handlers.CLIENTS["s3"] = stack.clients("s3")
+        stack.start_functions()
+        yield stack
+    finally:
+        stack.stop()
 
 
 def keys(stack: LocalStack, prefix: str) -> list[str]:
