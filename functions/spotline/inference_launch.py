@@ -26,6 +26,7 @@ from spotline.config import ConfigError
 from spotline.config.loader import load_yaml_document
 from spotline.config.model import InferenceSection
 from spotline.config.schema import build
+from spotline.drop_bucket import DropBucket
 from spotline.jobspec import Resources, job_request, s3_channel
 from spotline.ledger import AttemptExists, LedgerTable, RunLedger, RunSource, TransitionRefused
 from spotline.naming import job_name, run_id_for_object
@@ -135,14 +136,12 @@ class ModelResolver:
     ) -> None:
         self.settings = settings
         self.ledger = ledger
-        self._s3 = s3
+        self.bucket = DropBucket(settings, s3)
         self.promoted = promoted
 
     @property
     def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
+        return self.bucket.s3
 
     def resolve(self, batch: str) -> ModelChoice | None:
         """The model, None if none is promoted yet, or :class:`ModelUnavailable` for a bad job file."""
@@ -328,24 +327,16 @@ class InferenceLauncher:
         self.ledger = ledger
         self.jobs = jobs
         self.notifier = notifier
-        self._s3 = s3
+        self.bucket = DropBucket(settings, s3)
         self.clock = clock
 
     @property
     def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
-
-    def _put(self, key: str, body: bytes, content_type: str) -> None:
-        extra: dict[str, Any] = {}
-        if self.settings.kms_key_arn:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_arn}
-        self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType=content_type, **extra)
+        return self.bucket.s3
 
     def write_manifest(self, run_id: str, batch: str, relative_keys: Sequence[str]) -> str:
         key = manifest_key(run_id)
-        self._put(key, manifest_body(self.settings.bucket, batch, relative_keys), "application/json")
+        self.bucket.put(key, manifest_body(self.settings.bucket, batch, relative_keys), "application/json")
         return key
 
     def launch_part(
@@ -399,16 +390,7 @@ class InferenceLauncher:
         config_key = None
         if model.job_file_key:
             config_key = f"{layout.run_prefix(run_id)}job.yaml"
-            self.s3.copy_object(
-                Bucket=self.settings.bucket,
-                Key=config_key,
-                CopySource={"Bucket": self.settings.bucket, "Key": model.job_file_key},
-                **(
-                    {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_arn}
-                    if self.settings.kms_key_arn
-                    else {}
-                ),
-            )
+            self.bucket.copy(model.job_file_key, config_key)
         with contextlib.suppress(AttemptExists):  # an earlier invocation got this far
             self.ledger.record_attempt(
                 run_id,

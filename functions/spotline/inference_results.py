@@ -24,11 +24,12 @@ import logging
 import tarfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from spotline import aws, layout
+from spotline import layout
+from spotline.drop_bucket import DropBucket
 from spotline.ledger.batches import BatchLedger
 from spotline.notify import Notifier
 from spotline.publish import PublishContext
@@ -162,24 +163,12 @@ class InferenceResults:
         self.settings = settings
         self.batches = batches
         self.notifier = notifier
-        self._s3 = s3
+        self.bucket = DropBucket(settings, s3)
         self.clock = clock
 
     @property
     def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
-
-    def _put(self, key: str, body: bytes, content_type: str) -> None:
-        extra: dict[str, Any] = {}
-        if self.settings.kms_key_arn:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_arn}
-        self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType=content_type, **extra)
-
-    def _put_lines(self, key: str, lines: Iterable[Mapping[str, Any]]) -> None:
-        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        self._put(key, body.encode(), "application/x-ndjson")
+        return self.bucket.s3
 
     def _read_lines(self, key: str) -> list[dict[str, Any]]:
         raw = self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
@@ -193,7 +182,7 @@ class InferenceResults:
         lines, container_summary = read_job_output(self.s3, artifact)
         prefix = results_prefix(batch, generation)
         if parts > 1:
-            self._put_lines(f"{prefix}parts/part-{part:03d}/{PREDICTIONS_FILE}", lines)
+            self.bucket.put_lines(f"{prefix}parts/part-{part:03d}/{PREDICTIONS_FILE}", lines)
         close = self.batches.mark_part_done(batch, generation, str(run["run_id"]))
         done = len(close.get("done_parts") or ())
         if done < parts:
@@ -224,8 +213,8 @@ class InferenceResults:
         )
         previews = self._previews(batch, prefix, lines)
         summary["previews"] = [f"s3://{self.settings.bucket}/{k}" for k in previews]
-        self._put_lines(prefix + PREDICTIONS_FILE, lines)
-        self._put(
+        self.bucket.put_lines(prefix + PREDICTIONS_FILE, lines)
+        self.bucket.put(
             prefix + SUMMARY_FILE,
             json.dumps(summary, indent=2, ensure_ascii=False, default=str).encode(),
             "application/json",
@@ -261,7 +250,7 @@ class InferenceResults:
                 logger.warning("no preview for %s: %s", image, e)
                 continue
             key = f"{prefix}previews/{len(written) + 1:02d}.svg"
-            self._put(key, preview_svg(data, content_type, line), "image/svg+xml")
+            self.bucket.put(key, preview_svg(data, content_type, line), "image/svg+xml")
             written.append(key)
         return written
 

@@ -17,7 +17,6 @@ that the event is retried and, in the end, lands in the function's dead-letter q
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 
 from spotline import aws, layout
 from spotline.config import ConfigError, Issue, RunConfig, ValidationContext, parse_run_config
+from spotline.drop_bucket import DropBucket
 from spotline.events import ObjectCreated
 from spotline.jobspec import training_request
 from spotline.ledger import AttemptExists, RunLedger, RunSource, TransitionRefused
@@ -78,7 +78,7 @@ class Launcher:
         self.jobs = jobs
         self.notifier = notifier
         self.relaunch_queue = relaunch_queue or RelaunchQueue(settings.relaunch_queue_url)
-        self._s3 = s3
+        self.bucket = DropBucket(settings, s3)
         self.clock = clock
         self.context = ValidationContext(
             drop_bucket=settings.bucket, extra_data_buckets=settings.extra_data_buckets
@@ -86,9 +86,7 @@ class Launcher:
 
     @property
     def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
+        return self.bucket.s3
 
     def launch_from_object(self, obj: ObjectCreated) -> LaunchOutcome:
         if obj.bucket != self.settings.bucket:
@@ -182,12 +180,7 @@ class Launcher:
             "errors": errors,
         }
         report_key = layout.run_rejection_key(run_id)
-        self.s3.put_object(
-            Bucket=self.settings.bucket,
-            Key=report_key,
-            Body=json.dumps(report, indent=2, ensure_ascii=False).encode(),
-            ContentType="application/json",
-        )
+        self.bucket.put_json(report_key, report)
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         self._notify_once(
             run_id,
@@ -211,9 +204,7 @@ class Launcher:
 
     def _launch(self, run_id: str, obj: ObjectCreated, data: bytes, config: RunConfig) -> LaunchOutcome:
         config_key = layout.run_config_key(run_id)
-        self.s3.put_object(
-            Bucket=self.settings.bucket, Key=config_key, Body=data, ContentType="application/yaml"
-        )
+        self.bucket.put(config_key, data, "application/yaml")
         request = training_request(
             settings=self.settings, run_id=run_id, config=config, config_key=config_key, source_key=obj.key
         )

@@ -14,14 +14,14 @@ EventBridge event only — one SNS message per batch, not one per job.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from spotline import aws, layout
+from spotline import layout
+from spotline.drop_bucket import DropBucket
 from spotline.ledger import LedgerTable, RunLedger, TransitionRefused
 from spotline.notify import Notifier
 from spotline.policy import RunPolicy
@@ -114,15 +114,13 @@ class Publisher:
         self.ledger = ledger
         self.notifier = notifier
         self.prices = prices
-        self._s3 = s3
+        self.bucket = DropBucket(settings, s3)
         self.metrics = metrics
         self.clock = clock
 
     @property
     def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
+        return self.bucket.s3
 
     @classmethod
     def from_settings(cls, settings: Settings, *, metrics: MetricsSink | None = None) -> Publisher:
@@ -208,7 +206,7 @@ class Publisher:
             now=now,
         )
         report_key = layout.run_report_key(run_id)
-        self._put_json(report_key, report)
+        self.bucket.put_json(report_key, report)
 
         body = {
             "run_id": run_id,
@@ -259,18 +257,6 @@ class Publisher:
             self.ledger.release_notice(run_id, notice)
             raise
         return True
-
-    def _put_json(self, key: str, document: Mapping[str, Any]) -> None:
-        extra: dict[str, Any] = {}
-        if self.settings.kms_key_arn:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_arn}
-        self.s3.put_object(
-            Bucket=self.settings.bucket,
-            Key=key,
-            Body=json.dumps(document, indent=2, ensure_ascii=False, default=str).encode(),
-            ContentType="application/json",
-            **extra,
-        )
 
     def _report(
         self,
