@@ -27,15 +27,15 @@ from spotline.config.loader import load_yaml_document
 from spotline.config.model import InferenceSection
 from spotline.config.schema import build
 from spotline.drop_bucket import DropBucket
+from spotline.first_attempt import start_first_attempt
 from spotline.jobspec import Resources, job_request, s3_channel
-from spotline.ledger import AttemptExists, LedgerTable, RunLedger, RunSource, TransitionRefused
+from spotline.ledger import LedgerTable, RunLedger, RunSource, TransitionRefused
 from spotline.naming import job_name, run_id_for_object
 from spotline.notify import Notifier
 from spotline.policy import RunPolicy
 from spotline.settings import Settings
 from spotline.states import AttemptStatus, RunStatus
-from spotline.timefmt import iso_utc
-from spotline.training_jobs import JobAlreadyExists, JobRequestRejected, TrainingJobs
+from spotline.training_jobs import JobRequestRejected, TrainingJobs
 
 logger = logging.getLogger(__name__)
 
@@ -386,50 +386,26 @@ class InferenceLauncher:
             manifest_uri=f"s3://{self.settings.bucket}/{part['manifest_key']}",
             model=model,
         )
-        name = request["TrainingJobName"]
         config_key = None
         if model.job_file_key:
             config_key = f"{layout.run_prefix(run_id)}job.yaml"
             self.bucket.copy(model.job_file_key, config_key)
-        with contextlib.suppress(AttemptExists):  # an earlier invocation got this far
-            self.ledger.record_attempt(
-                run_id,
-                1,
-                {
-                    "job_name": name,
-                    "instance_type": request["ResourceConfig"]["InstanceType"],
-                    "spot": True,
-                    "status": AttemptStatus.LAUNCHING.value,
-                },
-            )
+        name = str(request["TrainingJobName"])
         try:
-            self.jobs.create(request)
-        except JobAlreadyExists:
-            logger.info("job %s already exists: launched by an earlier invocation", name)
+            start_first_attempt(
+                ledger=self.ledger,
+                jobs=self.jobs,
+                run_id=run_id,
+                request=request,
+                policy=inference_policy(self.settings),
+                config_key=config_key,
+                clock=self.clock,
+            )
         except JobRequestRejected as e:
             if e.code == "ResourceLimitExceeded":
                 self.ledger.release_launch(run_id, now=self.clock())
                 return PartLaunch("busy", run_id, name, str(e))
             return self._refused(run_id, batch, name, e)
-        now = self.clock()
-        self.ledger.update_attempt(
-            run_id, 1, {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": iso_utc(now)}
-        )
-        try:
-            self.ledger.transition(
-                run_id,
-                RunStatus.RUNNING,
-                now=now,
-                expected=[RunStatus.PENDING],
-                attrs={
-                    "attempt": 1,
-                    "policy": inference_policy(self.settings).to_item(),
-                    "first_request": request,
-                    **({"config_key": config_key} if config_key else {}),
-                },
-            )
-        except TransitionRefused:
-            logger.info("run %s already moved on", run_id)
         logger.info("launched %s for batch %s", name, batch, extra={"run_id": run_id, "job_name": name})
         return PartLaunch("launched", run_id, name)
 

@@ -27,8 +27,9 @@ from spotline import aws, layout
 from spotline.config import ConfigError, Issue, RunConfig, ValidationContext, parse_run_config
 from spotline.drop_bucket import DropBucket
 from spotline.events import ObjectCreated
+from spotline.first_attempt import start_first_attempt
 from spotline.jobspec import training_request
-from spotline.ledger import AttemptExists, RunLedger, RunSource, TransitionRefused
+from spotline.ledger import RunLedger, RunSource, TransitionRefused
 from spotline.naming import job_name, run_id_for_object
 from spotline.notify import Notifier
 from spotline.policy import RunPolicy
@@ -36,8 +37,7 @@ from spotline.relaunch import RelaunchQueue
 from spotline.retry import quota_backoff_s
 from spotline.settings import Settings
 from spotline.states import AttemptStatus, RunStatus
-from spotline.timefmt import iso_utc as _iso
-from spotline.training_jobs import JobAlreadyExists, JobRequestRejected, TrainingJobs
+from spotline.training_jobs import JobRequestRejected, TrainingJobs
 
 logger = logging.getLogger(__name__)
 
@@ -208,42 +208,20 @@ class Launcher:
         request = training_request(
             settings=self.settings, run_id=run_id, config=config, config_key=config_key, source_key=obj.key
         )
-        name = request["TrainingJobName"]
-        attempt = {
-            "job_name": name,
-            "instance_type": config.job.instance_type,
-            "spot": config.job.spot,
-            "status": AttemptStatus.LAUNCHING.value,
-        }
-        with contextlib.suppress(AttemptExists):  # a previous invocation got this far before it stopped
-            self.ledger.record_attempt(run_id, 1, attempt)
         try:
-            self.jobs.create(request)
-        except JobAlreadyExists:
-            logger.info("job %s already exists: launched by an earlier invocation", name)
+            name = start_first_attempt(
+                ledger=self.ledger,
+                jobs=self.jobs,
+                run_id=run_id,
+                request=request,
+                policy=RunPolicy.from_config(config),
+                config_key=config_key,
+                clock=self.clock,
+            )
         except JobRequestRejected as e:
             return self._refused_by_sagemaker(
                 run_id, obj, e, config=config, request=request, config_key=config_key
             )
-        now = self.clock()
-        self.ledger.update_attempt(
-            run_id, 1, {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": _iso(now)}
-        )
-        try:
-            self.ledger.transition(
-                run_id,
-                RunStatus.RUNNING,
-                now=now,
-                expected=[RunStatus.PENDING],
-                attrs={
-                    "attempt": 1,
-                    "config_key": config_key,
-                    "policy": RunPolicy.from_config(config).to_item(),
-                    "first_request": request,
-                },
-            )
-        except TransitionRefused:
-            logger.info("run %s already moved on", run_id)
         logger.info("launched %s for %s", name, obj.key, extra={"run_id": run_id, "job_name": name})
         return LaunchOutcome("launched", run_id, name)
 
