@@ -43,6 +43,9 @@ inference: {batch_size: 4, score_threshold: 0.0, num_workers: 0, amp: none}
 
 FAULTS = [
     Fault(job="spotline-e2e-train-*-a01", kind="spot_interruption", at_iteration=INTERRUPT_AT),
+    Fault(
+        job="spotline-e2e-restart-*-a01", kind="spot_interruption", at_iteration=INTERRUPT_AT, then="restart"
+    ),
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import E2E, wait_for
+from tests.e2e.conftest import E2E, TRAIN_CONFIG, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +129,58 @@ def test_a_taken_name_is_resource_in_use_and_stop_list_describe_answer(e2e: E2E)
     with pytest.raises(ClientError) as missing:
         sagemaker.describe_training_job(TrainingJobName="validation-missing")
     assert missing.value.response["Error"]["Code"] == "ValidationException"
+
+
+def with_config(e2e: E2E, name: str, config: str) -> dict[str, Any]:
+    """A request as spotline makes it: the config as its own channel, no Spot (nothing to wait for)."""
+    e2e.put(f"runs/{name}/config.yaml", config)
+    params = request(name, e2e)
+    params["InputDataConfig"].append(
+        {
+            "ChannelName": "config",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": f"s3://{e2e.bucket}/runs/{name}/config.yaml",
+                }
+            },
+        }
+    )
+    params["EnableManagedSpotTraining"] = False
+    params["StoppingCondition"] = {"MaxRuntimeInSeconds": 600}
+    return params
+
+
+def status_of(e2e: E2E, name: str, wanted: str) -> dict[str, Any] | None:
+    described: dict[str, Any] = e2e.client("sagemaker").describe_training_job(TrainingJobName=name)
+    return described if described["TrainingJobStatus"] == wanted else None
+
+
+def test_a_container_failure_becomes_the_failure_reason(e2e: E2E, dataset: object) -> None:
+    params = with_config(e2e, "probe-user-error", TRAIN_CONFIG.replace("max_iter: 60", "max_iter: 0"))
+    e2e.client("sagemaker").create_training_job(**params)
+    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-user-error", "Failed"), 60)
+    assert failed["FailureReason"].startswith("AlgorithmError: UserError:")
+    assert "solver.max_iter" in failed["FailureReason"]
+
+
+def test_a_stopped_job_saves_and_uploads_its_model(e2e: E2E, dataset: object) -> None:
+    name = "probe-stop"
+    params = with_config(e2e, name, TRAIN_CONFIG.replace("max_iter: 60", "max_iter: 100000"))
+    sagemaker = e2e.client("sagemaker")
+    sagemaker.create_training_job(**params)
+
+    def training() -> bool | None:
+        job = sagemaker.describe_training_job(TrainingJobName=name)
+        return (
+            True
+            if job["SecondaryStatus"] == "Training" and e2e.keys("runs/validation/checkpoints/")
+            else None
+        )
+
+    wait_for("the job to train and checkpoint", training, 60)
+    sagemaker.stop_training_job(TrainingJobName=name)
+    stopped = wait_for("the job to stop", lambda: status_of(e2e, name, "Stopped"), 60)
+    assert stopped["SecondaryStatus"] == "Stopped"
+    assert "Stopping" in [t["Status"] for t in stopped["SecondaryStatusTransitions"]]
+    assert f"runs/validation/output/{name}/output/model.tar.gz" in e2e.keys("runs/validation/output/")
