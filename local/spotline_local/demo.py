@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from spotline_local.faults import Fault
+from spotline_local.provision import QueueTrigger
 from spotline_local.stack import LocalStack, StackOptions
 
 CONFIG_FILE = Path(__file__).with_name("rail-demo.yaml")
@@ -28,7 +29,7 @@ CONFIG_KEY = "configs/rail-demo.yaml"
 BATCH = "line-42-km-118"
 INTERRUPT_AT = 150
 TRAIN_IMAGES, VAL_IMAGES, FIELD_IMAGES, IMAGE_SIZE = 400, 80, 12, 128
-TRAINING_TIMEOUT_S = 240
+TRAINING_TIMEOUT_S = 270
 INFERENCE_TIMEOUT_S = 120
 T = TypeVar("T")
 
@@ -163,6 +164,10 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     for path in field_images:
         s3.upload_file(str(path), bucket, f"inference/{BATCH}/{path.name}")
     s3.put_object(Bucket=bucket, Key=f"inference/{BATCH}/_READY", Body=b"")
+    window = max((t.window_s for t in stack.provisioned.triggers if isinstance(t, QueueTrigger)), default=0)
+    progress.say(
+        f"the image queue gathers events for up to {window:.0f} s (template.yaml), then the batch closes"
+    )
     infer = wait_until("the inference run to start", lambda: _run_with(runs, "inference"), 60)
     summary.inference_run = str(infer["run_id"])
     final = wait_until(
