@@ -48,6 +48,7 @@ FAULTS = [
     ),
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
+    Fault(job="probe-internal", kind="internal_error"),
 ]
 
 

@@ -184,3 +184,19 @@ def test_a_stopped_job_saves_and_uploads_its_model(e2e: E2E, dataset: object) ->
     assert stopped["SecondaryStatus"] == "Stopped"
     assert "Stopping" in [t["Status"] for t in stopped["SecondaryStatusTransitions"]]
     assert f"runs/validation/output/{name}/output/model.tar.gz" in e2e.keys("runs/validation/output/")
+
+
+def test_max_runtime_stops_the_job(e2e: E2E, dataset: object) -> None:
+    params = with_config(e2e, "probe-max-runtime", TRAIN_CONFIG.replace("max_iter: 60", "max_iter: 100000"))
+    params["StoppingCondition"] = {"MaxRuntimeInSeconds": 4}
+    e2e.client("sagemaker").create_training_job(**params)
+    stopped = wait_for(
+        "the job to run out of time", lambda: status_of(e2e, "probe-max-runtime", "Stopped"), 60
+    )
+    assert stopped["SecondaryStatus"] == "MaxRuntimeExceeded"
+
+
+def test_an_internal_error_fails_the_job_as_sagemaker_says_it(e2e: E2E) -> None:
+    e2e.client("sagemaker").create_training_job(**request("probe-internal", e2e))
+    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-internal", "Failed"), 30)
+    assert failed["FailureReason"].startswith("InternalServerError:")
