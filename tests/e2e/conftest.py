@@ -1,7 +1,8 @@
 """One local stack for the end-to-end tests: moto + the local SageMaker + the functions, from template.yaml.
 
-The stack's functions read their environment at cold start, as in Lambda; the session sets it with a
-MonkeyPatch context before the first invocation and restores it afterwards. Tiny configs and a tiny
+The stack's functions read their environment at cold start, as in Lambda; the package's fixture sets it
+with a MonkeyPatch context before the first invocation and restores it (and stops the stack) after the
+last end-to-end test, so nothing of it reaches the other test folders. Tiny configs and a tiny
 synthetic dataset keep every job to a few seconds of CPU.
 """
 
@@ -104,7 +105,7 @@ class E2E:
         return [m for m in self.stack.alerts.poll() if predicate(m)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     options = StackOptions(
         workdir=tmp_path_factory.mktemp("local-stack"),
@@ -131,7 +132,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         stack.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dataset(e2e: E2E, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny synthetic rail dataset, uploaded under datasets/e2e/ (train, val) of the drop bucket."""
     from spotline_container.synthetic import generate_dataset
@@ -156,7 +157,7 @@ class TrainedRun:
     run: dict[str, Any]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def trained_run(e2e: E2E, dataset: dict[str, Path]) -> TrainedRun:
     """configs/e2e-train.yaml dropped once: interrupted at iteration 10 of attempt 1, resumed, promoted."""
     key = "configs/e2e-train.yaml"
