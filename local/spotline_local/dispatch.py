@@ -96,6 +96,8 @@ class Dispatcher:
         self.retry_delay_s = retry_delay_s
         self.stats = Invocations()
         self._stop = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
         self._threads: list[threading.Thread] = []
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._import_lock = threading.Lock()
@@ -132,9 +134,18 @@ class Dispatcher:
             sys.stdout = self._stdout.terminal
         self._log_file.close()
 
+    def pause(self) -> None:
+        """Hold every trigger (events stay queued), as if the functions were throttled to zero."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+
     def _loop(self, poll: Callable[[Any], None], trigger: Any) -> Callable[[], None]:
         def run() -> None:
             while not self._stop.is_set():
+                if not self._resumed.wait(0.5):
+                    continue
                 try:
                     poll(trigger)
                 except Exception:
@@ -244,6 +255,8 @@ class Dispatcher:
 
         def run() -> None:
             while not self._stop.wait(period):
+                if not self._resumed.is_set():
+                    continue
                 event = trigger.payload or {
                     "version": "0",
                     "id": str(uuid.uuid4()),

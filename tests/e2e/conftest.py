@@ -105,6 +105,27 @@ class E2E:
         return [m for m in self.stack.alerts.poll() if predicate(m)]
 
 
+RUNNING: list[LocalStack] = []
+
+
+@pytest.fixture(autouse=True)
+def hold_the_stack_for_other_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests of this folder that bring their own (moto-mocked) account run with the stack's functions held,
+    and its functions rebuild their clients afterwards, so the two never talk to each other's AWS."""
+    if "e2e" in request.fixturenames or not RUNNING or RUNNING[0].dispatcher is None:
+        yield
+        return
+    from spotline import aws
+
+    dispatcher = RUNNING[0].dispatcher
+    dispatcher.pause()
+    try:
+        yield
+    finally:
+        aws.reset_clients()
+        dispatcher.resume()
+
+
 @pytest.fixture(scope="package")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     options = StackOptions(
@@ -125,8 +146,10 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
                 mp.delenv(name, raising=False)
             stack.start_functions()
+            RUNNING.append(stack)
             table = LedgerTable(stack.table, stack.clients("dynamodb"))
             yield E2E(stack, RunLedger(table), table)
+            RUNNING.remove(stack)
             stack.stop()
     finally:
         stack.stop()
