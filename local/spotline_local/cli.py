@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from spotline_local.faults import FAULTS_ENV
 from spotline_local.targets import CliError, Target, resolve_target
 
 DEFAULT_WORKDIR = Path(".spotline/local")
@@ -33,7 +35,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     from spotline_local.stack import LocalStack, StackOptions
 
     try:
-        faults = load_faults(args.faults)
+        faults = load_faults(args.faults or os.environ.get(FAULTS_ENV))
     except (FaultsError, OSError) as e:
         raise CliError(f"faults file: {e}", "see `spotline local up --help` for its format") from e
     parameters: dict[str, Any] = {}
@@ -247,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up = local.add_parser("up", help="run moto, the local SageMaker and the functions in the foreground")
     up.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    up.add_argument("--faults", type=Path, help="faults file (YAML): Spot interruptions, capacity errors...")
+    up.add_argument(
+        "--faults",
+        type=Path,
+        help=f"faults file (YAML): Spot interruptions, capacity errors... (or ${FAULTS_ENV})",
+    )
     up.add_argument("--port", type=int, help="moto's port (default: a free one)")
     up.add_argument("--sagemaker-port", type=int, default=0, help="the local SageMaker's port")
     up.add_argument("--schedule-period", type=float, default=10.0, help="seconds between scheduled runs")

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+FAULTS_ENV = "SPOTLINE_LOCAL_FAULTS"
 KINDS = ("spot_interruption", "capacity_error", "internal_error")
 ENDINGS = ("MaxWaitTimeExceeded", "Interrupted", "restart")
 _ATTEMPT = re.compile(r"-a(\d{2})$")
