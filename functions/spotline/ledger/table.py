@@ -106,6 +106,9 @@ class LedgerTable:
         values: dict[str, Any] = {}
         clauses = []
         sets = []
+        # DynamoDB has no null here: setting None means removing the attribute.
+        remove = (*remove, *(k for k, v in set_values.items() if v is None))
+        set_values = {k: v for k, v in set_values.items() if v is not None}
         for i, (k, v) in enumerate(set_values.items()):
             names[f"#s{i}"] = k
             values[f":s{i}"] = v
