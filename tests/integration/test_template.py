@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from spotline import settings as settings_module
+from spotline.layout import SPOTLINE_PREFIXES, USER_PREFIXES
 from spotline.settings import Settings
+from spotline_local.template import load_template
 from tests.eventfiles import load_event, s3_object_created
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,29 +33,9 @@ REGION = "eu-west-3"
 BUCKET = "spotline-drop-123456789012"
 IMAGE_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/spotline:1.0.0"
 NO_VALUE = object()
-WRITE_PREFIXES = ("runs/", "results/")
-USER_PREFIXES = ("configs/", "datasets/", "inference/")
+WRITE_PREFIXES = SPOTLINE_PREFIXES
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-def _load_template() -> dict[str, Any]:
-    from cfnlint.decode import decode_str
-
-    document, problems = decode_str(TEMPLATE.read_text(encoding="utf-8"))
-    assert document is not None, problems
-    return _plain(document)
-
-
-RAW = _load_template()
+RAW = load_template(TEMPLATE)
 
 
 @dataclass
