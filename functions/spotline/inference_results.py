@@ -43,7 +43,12 @@ SUMMARY_FILE = "summary.json"
 PREVIEWS = 4
 MAX_PREVIEW_SOURCE_BYTES = 8 * 1024 * 1024
 MAX_LISTED_IN_MESSAGE = 100
-MAX_ARCHIVE_MEMBER_BYTES = 512 * 1024 * 1024
+# The job's model.tar.gz is read into the job-state function's memory (512 MB): bounded, as are
+# its members (a tar is walked member by member: count and declared bytes cap the work).
+MAX_ARCHIVE_BYTES = 128 * 1024 * 1024
+MAX_ARCHIVE_MEMBERS = 1_000
+MAX_ARCHIVE_MEMBER_BYTES = 128 * 1024 * 1024
+MAX_ARCHIVE_TOTAL_BYTES = 1024 * 1024 * 1024
 DETAIL_TYPE = "Inference Batch Completed"
 _BROWSER_TYPES = {
     ".jpg": "image/jpeg",
@@ -64,17 +69,35 @@ def read_job_output(s3: Any, artifact_uri: str) -> tuple[list[dict[str, Any]], d
     if not artifact_uri.startswith("s3://"):
         raise ValueError(f"not an S3 URI: {artifact_uri!r}")
     bucket, _, key = artifact_uri[5:].partition("/")
-    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    response = s3.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
+    try:
+        if int(response.get("ContentLength") or 0) > MAX_ARCHIVE_BYTES:
+            raise ValueError(f"{artifact_uri} is larger than {MAX_ARCHIVE_BYTES} bytes")
+        data: bytes = body.read(MAX_ARCHIVE_BYTES + 1)
+    finally:
+        body.close()
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise ValueError(f"{artifact_uri} is larger than {MAX_ARCHIVE_BYTES} bytes")
     found: dict[str, bytes] = {}
+    members = declared = 0
+    # Members are only read into memory (extractfile), never written to disk: names cannot escape.
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar.getmembers():
+        for member in tar:  # streamed: getmembers() would index every member first
+            members += 1
+            declared += max(0, member.size)
+            if members > MAX_ARCHIVE_MEMBERS or declared > MAX_ARCHIVE_TOTAL_BYTES:
+                raise ValueError(
+                    f"{artifact_uri} holds more than {MAX_ARCHIVE_MEMBERS} members or "
+                    f"{MAX_ARCHIVE_TOTAL_BYTES} bytes: not an inference job's output"
+                )
             name = member.name.rsplit("/", 1)[-1]
             if member.isfile() and name in (PREDICTIONS_FILE, SUMMARY_FILE):
                 if member.size > MAX_ARCHIVE_MEMBER_BYTES:
                     raise ValueError(f"{member.name} is larger than {MAX_ARCHIVE_MEMBER_BYTES} bytes")
                 handle = tar.extractfile(member)
                 if handle is not None:
-                    found[name] = handle.read()
+                    found[name] = handle.read(MAX_ARCHIVE_MEMBER_BYTES + 1)
     if PREDICTIONS_FILE not in found:
         raise ValueError(f"{artifact_uri} holds no {PREDICTIONS_FILE}: not an inference job's output")
     lines = [json.loads(raw) for raw in found[PREDICTIONS_FILE].splitlines() if raw.strip()]
