@@ -31,7 +31,7 @@ def _uploads(folder: str, n: int, *, seed: int = 7) -> tuple[list[str], list[dic
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("max_images", "expected_jobs"), [(10_000, 1), (3_000, 4)])
+@pytest.mark.parametrize(("max_images", "expected_jobs"), [(20_000, 1), (3_000, 4)])
 def test_ten_thousand_uploads_become_ceil_n_over_max_jobs_listing_each_image_once(
     account: Account, max_images: int, expected_jobs: int
 ) -> None:
@@ -44,12 +44,15 @@ def test_ten_thousand_uploads_become_ceil_n_over_max_jobs_listing_each_image_onc
     assert actions.count("recorded") == 10_000
     assert actions.count("duplicate") == 1_000
 
-    if max_images > 10_000:  # not full: nothing closes before the settle window
+    full = max_images <= len(keys)
+    if not full:  # nothing closes before the settle window
         p.clock.advance(p.settings.batch_settle_seconds - 1)
         assert p.closer.close_due_batches() == []
         assert training_jobs(account) == []
-    p.clock.advance(p.settings.batch_settle_seconds)
-    p.closer.close_due_batches()
+        p.clock.advance(p.settings.batch_settle_seconds)
+    # a full batch closes at the first sweep, without waiting for the settle window
+    closed = p.closer.close_due_batches()
+    assert [(o.action, o.reason) for o in closed] == [("launched", "full" if full else "quiet")]
 
     jobs = training_jobs(account)
     assert len(jobs) == expected_jobs
