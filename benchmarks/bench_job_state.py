@@ -3,7 +3,8 @@
 Setup (not timed): 200 runs launched from config drops by the real launch function. Timed: the
 job-state handler on one terminal event per run — a mix of completions (report, promotion,
 SNS, EventBridge), capacity failures and interruptions (relaunch planned and queued), and user
-errors — then the same events again (duplicates). Prints median and p99 in milliseconds.
+errors — then the same events again (duplicates). Prints median and p99 in milliseconds, and the
+training jobs, SNS messages and queued relaunches counted before and after the redelivery.
 
     .venv/bin/python benchmarks/bench_job_state.py
 """
@@ -67,9 +68,16 @@ def setup_account() -> dict[str, str]:
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     create_ledger_table(boto3.client("dynamodb", region_name=REGION), "spotline-bench")
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name="spotline-bench")["TopicArn"]
-    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="spotline-relaunch")["QueueUrl"]
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="spotline-bench")["TopicArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="spotline-relaunch")["QueueUrl"]
+    inbox = sqs.create_queue(QueueName="spotline-bench-inbox")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]
+    inbox_arn = attributes["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
     return {
+        "BENCH_INBOX_URL": inbox,
         "SPOTLINE_BUCKET": BUCKET,
         "SPOTLINE_TABLE": "spotline-bench",
         "SPOTLINE_TOPIC_ARN": topic,
@@ -79,6 +87,33 @@ def setup_account() -> dict[str, str]:
         "SPOTLINE_RELAUNCH_QUEUE_URL": queue,
         "POWERTOOLS_METRICS_NAMESPACE": "Spotline",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+
+
+def outcomes_so_far() -> dict[str, int]:
+    """What exists in the emulated account: training jobs, SNS messages delivered, relaunches queued."""
+    import boto3
+
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    jobs = 0
+    kwargs: dict[str, Any] = {"MaxResults": 100}
+    while True:
+        page = sagemaker.list_training_jobs(**kwargs)
+        jobs += len(page["TrainingJobSummaries"])
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    sqs = boto3.client("sqs", region_name=REGION)
+
+    def queued(url: str) -> int:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes.get(n, 0)) for n in names)
+
+    return {
+        "training jobs": jobs,
+        "SNS messages": queued(os.environ["BENCH_INBOX_URL"]),
+        "relaunches queued": queued(os.environ["SPOTLINE_RELAUNCH_QUEUE_URL"]),
     }
 
 
@@ -148,13 +183,16 @@ def main() -> None:
         actions: dict[str, int] = {}
         first: list[float] = []
         again: list[float] = []
+        counts: list[dict[str, int]] = []
         for timings in (first, again):
+            counts.append(outcomes_so_far())
             for event in events:
                 with contextlib.redirect_stdout(io.StringIO()):  # EMF lines: CloudWatch reads them, we do not
                     start = time.perf_counter()
                     result = handler(event, Context())
                     timings.append((time.perf_counter() - start) * 1000)
                 actions[result["action"]] = actions.get(result["action"], 0) + 1
+        counts.append(outcomes_so_far())
 
     def p99(values: list[float]) -> float:
         return statistics.quantiles(values, n=100)[98]
@@ -163,6 +201,10 @@ def main() -> None:
     print(f"  first delivery : median {statistics.median(first):7.2f} ms   p99 {p99(first):7.2f} ms")
     print(f"  redelivery     : median {statistics.median(again):7.2f} ms   p99 {p99(again):7.2f} ms")
     print(f"  outcomes       : {json.dumps(dict(sorted(actions.items())))}")
+    for what in counts[0]:
+        before, after_first, after_again = (c[what] for c in counts)
+        extra = after_again - after_first
+        print(f"  {what:<17}: {before} before, {after_first} after first delivery, {extra:+d} on redelivery")
 
 
 if __name__ == "__main__":
