@@ -12,6 +12,12 @@ MAX_CONFIG_BYTES = 256 * 1024
 MAX_ALIASES = 32
 MAX_DEPTH = 32
 MAX_NODES = 20_000
+# An override (a SageMaker hyperparameter, whose values SageMaker caps at 2,500 characters).
+MAX_OVERRIDE_BYTES = 4 * 1024
+
+
+class _AliasLimitReached(yaml.YAMLError):
+    """More aliases than :data:`MAX_ALIASES` (a YAML error, but never one of plain text)."""
 
 
 class _LimitedSafeLoader(yaml.SafeLoader):
@@ -26,7 +32,7 @@ class _LimitedSafeLoader(yaml.SafeLoader):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
                 event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise yaml.YAMLError(
+                raise _AliasLimitReached(
                     f"more than {MAX_ALIASES} aliases (*refs) at line {event.start_mark.line + 1}: "
                     "alias expansion is capped to keep configs from exploding"
                 )
@@ -59,6 +65,30 @@ def load_yaml_document(data: bytes | str, *, max_bytes: int = MAX_CONFIG_BYTES) 
         raise ConfigError([Issue("", _yaml_problem(e), "expected valid YAML (safe tags only)")]) from e
     _check_shape(document)
     return document
+
+
+def load_yaml_value(text: str, *, max_bytes: int = MAX_OVERRIDE_BYTES) -> Any:
+    """One override value YAML-typed (``'0.02'`` -> 0.02) under the same limits as a file.
+
+    Text that is not valid YAML stays the text it is; a value over the size, alias, depth or
+    node limits raises :class:`ConfigError`.
+    """
+    size = len(text.encode())
+    if size > max_bytes:
+        too_big = f"an override value must be at most {max_bytes} bytes"
+        raise ConfigError([Issue("", f"{size} bytes", too_big)])
+    try:
+        loader = _LimitedSafeLoader(text)
+        try:
+            value = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _AliasLimitReached as e:
+        raise ConfigError([Issue("", _yaml_problem(e), "expected a plain value")]) from e
+    except yaml.YAMLError:
+        return text
+    _check_shape(value)
+    return value
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

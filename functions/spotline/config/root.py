@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
 from spotline.config.job import JobSection, PromoteSection
-from spotline.config.loader import MAX_CONFIG_BYTES, load_yaml_document
+from spotline.config.loader import MAX_CONFIG_BYTES, load_yaml_document, load_yaml_value
 from spotline.config.model import (
     AugmentSection,
     CheckpointSection,
@@ -89,9 +87,10 @@ def apply_overrides(document: dict[str, Any], overrides: Mapping[str, str]) -> d
             issues.append(Issue(dotted, text, "expected a dotted key such as solver.base_lr"))
             continue
         try:
-            value = yaml.safe_load(text) if isinstance(text, str) else text
-        except yaml.YAMLError:
-            value = text
+            value = load_yaml_value(text) if isinstance(text, str) else text
+        except ConfigError as e:
+            issues.extend(Issue(dotted, i.value, i.expected) for i in e.issues)
+            continue
         node: Any = merged
         for key in keys[:-1]:
             child = node.get(key)
