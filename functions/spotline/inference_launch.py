@@ -410,11 +410,25 @@ class InferenceLauncher:
         return PartLaunch("launched", run_id, name)
 
     def _refused(self, run_id: str, batch: str, name: str, error: JobRequestRejected) -> PartLaunch:
-        """SageMaker refused the request itself (an instance type the account lacks): fail, alert once."""
+        """SageMaker refused the request itself (an instance type the account lacks): fail, alert once.
+
+        The run is settled only once the alert is out: a failed alert releases its notice and
+        leaves the run PENDING, so the closer's next sweep retries both (as the launch function does).
+        """
         now = self.clock()
         self.ledger.update_attempt(
             run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)}
         )
+        if self.ledger.claim_notice(run_id, "failed", now):
+            try:
+                self.notifier.publish(
+                    f"spotline: inference for {batch} could not start",
+                    {"run_id": run_id, "batch": batch, "reason": str(error)},
+                    {"kind": "run", "status": RunStatus.FAILED.value, "run_id": run_id, "run_kind": KIND},
+                )
+            except Exception:
+                self.ledger.release_notice(run_id, "failed")
+                raise
         with contextlib.suppress(TransitionRefused):
             self.ledger.transition(
                 run_id,
@@ -422,11 +436,5 @@ class InferenceLauncher:
                 now=now,
                 expected=[RunStatus.PENDING],
                 attrs={"errors": [str(error)]},
-            )
-        if self.ledger.claim_notice(run_id, "failed", now):
-            self.notifier.publish(
-                f"spotline: inference for {batch} could not start",
-                {"run_id": run_id, "batch": batch, "reason": str(error)},
-                {"kind": "run", "status": RunStatus.FAILED.value, "run_id": run_id, "run_kind": KIND},
             )
         return PartLaunch("failed", run_id, name, str(error))
