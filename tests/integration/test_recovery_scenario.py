@@ -309,6 +309,8 @@ def test_a_quota_on_the_first_create_defers_the_run_instead_of_dropping_it(recov
     assert body["attempt"] == 1 and 450 <= delay <= 900  # 15 minutes for a quota, half of it jitter
     # The event's redelivery neither launches nor queues anything more.
     assert recovery.launcher.launch_from_object(parse_object_created(event)).action == "duplicate"
+    assert recovery.queued_relaunches() == []
+    assert recovery.job_names() == []
 
     recovery.clock.now = float(body["not_before"])
     relaunched = recovery.relauncher.relaunch(RelaunchRequest.from_body(json.dumps(body)))
