@@ -67,6 +67,13 @@ def test_job_state_handler_on_sample_events(
     assert result["action"] == action
     assert result["run_id"] == run_id
     assert module.handler(event, _Context())["action"] == "duplicate"
+    # What the two deliveries left: one message, at most one relaunch, no second job.
+    [message] = recovery.account.inbox.messages()
+    assert message["MessageAttributes"]["run_id"]["Value"] == run_id
+    assert message["MessageAttributes"]["status"]["Value"] == action.upper()
+    assert len(recovery.queued_relaunches()) == (1 if action == "retrying" else 0)
+    assert recovery.job_names() == [name]
+    assert recovery.ledger.get_run(run_id)["status"] == action.upper()  # type: ignore[index]
 
 
 def test_job_state_handler_drops_a_malformed_event(recovery: Recovery) -> None:
