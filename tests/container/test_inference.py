@@ -37,7 +37,9 @@ def test_inference_writes_predictions_and_resumes_by_shard(
     assert "error" in broken
     good = next(line for line in lines if line["image"] == "top.jpg")
     assert (good["width"], good["height"]) == (64, 64)
-    for det in good["detections"]:
+    detections = [det for line in lines for det in line.get("detections", [])]
+    assert detections  # the bounds below are checked on something
+    for det in detections:
         assert det["class"] in ("missing_fastener", "rail_crack", "surface_squat")
         assert 0.01 <= det["score"] <= 1
         x1, y1, x2, y2 = det["box"]
