@@ -67,8 +67,9 @@ def test_sample_event_creates_one_job_with_every_setting(account: Account) -> No
     assert tags["spotline:source-key"] == "configs/rail-detector.yaml"
 
     # The snapshot the job reads is the file that was dropped, under runs/ (never configs/).
-    snapshot = account.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/config.yaml")["Body"].read()
-    assert snapshot.decode() == GOOD_CONFIG
+    snapshot = account.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/config.yaml")
+    assert snapshot["Body"].read().decode() == GOOD_CONFIG
+    assert (snapshot.get("ServerSideEncryption"), snapshot.get("SSEKMSKeyId")) == ("aws:kms", KMS_KEY_ARN)
 
     run = _ledger(account).get_run(run_id)
     assert run is not None
