@@ -47,12 +47,16 @@ def parse_object_created(event: Mapping[str, Any]) -> ObjectCreated:
     if not isinstance(key, str) or not isinstance(bucket, str):
         raise EventShapeError("S3 event with a non-text bucket or key")
     key = decode_event_key(key)
+    try:
+        size = int(obj.get("size") or 0)
+    except (TypeError, ValueError) as e:
+        raise EventShapeError(f"S3 event with an unreadable object size {obj.get('size')!r}") from e
     etag = str(obj.get("etag") or obj.get("eTag") or "").strip('"')
     return ObjectCreated(
         bucket=bucket,
         key=key,
         etag=etag,
-        size=int(obj.get("size") or 0),
+        size=size,
         version_id=obj.get("version-id") or None,
         event_id=str(event.get("id", "")),
         reason=str(detail.get("reason", "")),

@@ -117,3 +117,10 @@ def test_state_change_minimal() -> None:
         }
     )
     assert (change.status, change.secondary_status, change.tags) == ("Failed", "", {})
+
+
+def test_an_unreadable_object_size_is_a_shape_error_not_a_crash() -> None:
+    event = load_event("s3_config_created")
+    event["detail"]["object"]["size"] = "lots"
+    with pytest.raises(EventShapeError):
+        parse_object_created(event)
