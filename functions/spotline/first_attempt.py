@@ -71,3 +71,19 @@ def start_first_attempt(
     except TransitionRefused:
         logger.info("run %s already moved on", run_id)
     return name
+
+
+def fail_first_attempt(
+    *, ledger: RunLedger, run_id: str, reason: str, now: float, alert: Callable[[], object]
+) -> None:
+    """SageMaker refused attempt 1 itself: record it, alert once, then settle the run FAILED.
+
+    The run is settled only once the alert is out: a failed alert leaves the run PENDING (and
+    the notice unclaimed), so the retry sends both.
+    """
+    ledger.update_attempt(run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": reason})
+    ledger.send_notice_once(run_id, "failed", now, alert)
+    with contextlib.suppress(TransitionRefused):
+        ledger.transition(
+            run_id, RunStatus.FAILED, now=now, expected=[RunStatus.PENDING], attrs={"errors": [reason]}
+        )

@@ -13,7 +13,6 @@ The model is the one named in an optional ``inference/<batch>/_job.yaml``, else 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -27,14 +26,14 @@ from spotline.config.loader import load_yaml_document
 from spotline.config.model import InferenceSection
 from spotline.config.schema import build
 from spotline.drop_bucket import DropBucket
-from spotline.first_attempt import start_first_attempt
+from spotline.first_attempt import fail_first_attempt, start_first_attempt
 from spotline.jobspec import Resources, job_request, s3_channel
-from spotline.ledger import LedgerTable, RunLedger, RunSource, TransitionRefused
+from spotline.ledger import LedgerTable, RunLedger, RunSource
 from spotline.naming import job_name, run_id_for_object
 from spotline.notify import Notifier
 from spotline.policy import RunPolicy
 from spotline.settings import Settings
-from spotline.states import AttemptStatus, RunStatus
+from spotline.states import RunStatus
 from spotline.training_jobs import JobRequestRejected, TrainingJobs
 
 logger = logging.getLogger(__name__)
@@ -415,26 +414,15 @@ class InferenceLauncher:
         The run is settled only once the alert is out: a failed alert releases its notice and
         leaves the run PENDING, so the closer's next sweep retries both (as the launch function does).
         """
-        now = self.clock()
-        self.ledger.update_attempt(
-            run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)}
+        fail_first_attempt(
+            ledger=self.ledger,
+            run_id=run_id,
+            reason=str(error),
+            now=self.clock(),
+            alert=lambda: self.notifier.publish(
+                f"spotline: inference for {batch} could not start",
+                {"run_id": run_id, "batch": batch, "reason": str(error)},
+                {"kind": "run", "status": RunStatus.FAILED.value, "run_id": run_id, "run_kind": KIND},
+            ),
         )
-        if self.ledger.claim_notice(run_id, "failed", now):
-            try:
-                self.notifier.publish(
-                    f"spotline: inference for {batch} could not start",
-                    {"run_id": run_id, "batch": batch, "reason": str(error)},
-                    {"kind": "run", "status": RunStatus.FAILED.value, "run_id": run_id, "run_kind": KIND},
-                )
-            except Exception:
-                self.ledger.release_notice(run_id, "failed")
-                raise
-        with contextlib.suppress(TransitionRefused):
-            self.ledger.transition(
-                run_id,
-                RunStatus.FAILED,
-                now=now,
-                expected=[RunStatus.PENDING],
-                attrs={"errors": [str(error)]},
-            )
         return PartLaunch("failed", run_id, name, str(error))

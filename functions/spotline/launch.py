@@ -16,7 +16,6 @@ that the event is retried and, in the end, lands in the function's dead-letter q
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from spotline import aws, layout
 from spotline.config import ConfigError, Issue, RunConfig, ValidationContext, parse_run_config
 from spotline.drop_bucket import DropBucket
 from spotline.events import ObjectCreated
-from spotline.first_attempt import start_first_attempt
+from spotline.first_attempt import fail_first_attempt, start_first_attempt
 from spotline.jobspec import training_request
 from spotline.ledger import RunLedger, RunSource, TransitionRefused
 from spotline.naming import job_name, run_id_for_object
@@ -36,7 +35,7 @@ from spotline.policy import RunPolicy
 from spotline.relaunch import RelaunchQueue
 from spotline.retry import quota_backoff_s
 from spotline.settings import Settings
-from spotline.states import AttemptStatus, RunStatus
+from spotline.states import RunStatus
 from spotline.training_jobs import JobRequestRejected, TrainingJobs
 
 logger = logging.getLogger(__name__)
@@ -182,12 +181,10 @@ class Launcher:
         report_key = layout.run_rejection_key(run_id)
         self.bucket.put_json(report_key, report)
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
-        self._notify_once(
-            run_id,
-            "rejected",
-            f"spotline: {obj.key} rejected ({count})",
-            {**report, "report": f"s3://{self.settings.bucket}/{report_key}"},
-            RunStatus.REJECTED,
+        subject = f"spotline: {obj.key} rejected ({count})"
+        alert_body = {**report, "report": f"s3://{self.settings.bucket}/{report_key}"}
+        self.ledger.send_notice_once(
+            run_id, "rejected", now, lambda: self._alert(run_id, subject, alert_body, RunStatus.REJECTED)
         )
         # Settled only once the alert is out: a failed alert leaves the run PENDING for the retry.
         try:
@@ -238,25 +235,18 @@ class Launcher:
         """SageMaker refused a request our schema accepted (an instance type the account lacks, a quota)."""
         if error.code == "ResourceLimitExceeded":
             return self._wait_for_quota(run_id, config, request, config_key, str(error))
-        now = self.clock()
-        self.ledger.update_attempt(
-            run_id, 1, {"status": AttemptStatus.FAILED.value, "failure_reason": str(error)}
-        )
-        self._notify_once(
-            run_id,
-            "failed",
-            f"spotline: {obj.key} could not start",
-            {"run_id": run_id, "source_key": obj.key, "reason": str(error)},
-            RunStatus.FAILED,
-        )
-        with contextlib.suppress(TransitionRefused):
-            self.ledger.transition(
+        fail_first_attempt(
+            ledger=self.ledger,
+            run_id=run_id,
+            reason=str(error),
+            now=self.clock(),
+            alert=lambda: self._alert(
                 run_id,
+                f"spotline: {obj.key} could not start",
+                {"run_id": run_id, "source_key": obj.key, "reason": str(error)},
                 RunStatus.FAILED,
-                now=now,
-                expected=[RunStatus.PENDING],
-                attrs={"errors": [str(error)]},
-            )
+            ),
+        )
         return LaunchOutcome("rejected", run_id, None, str(error))
 
     def _wait_for_quota(
@@ -290,17 +280,8 @@ class Launcher:
         logger.warning("quota reached for run %s: first attempt deferred", run_id, extra={"reason": reason})
         return LaunchOutcome("deferred", run_id, str(request["TrainingJobName"]), reason)
 
-    def _notify_once(
-        self, run_id: str, what: str, subject: str, body: dict[str, Any], status: RunStatus
-    ) -> None:
-        """Send the notice unless another invocation did; a notice that fails to send stays unclaimed."""
-        if not self.ledger.claim_notice(run_id, what, self.clock()):
-            return
-        try:
-            self.notifier.publish(subject, body, {"kind": "run", "status": status.value, "run_id": run_id})
-        except Exception:
-            self.ledger.release_notice(run_id, what)
-            raise
+    def _alert(self, run_id: str, subject: str, body: dict[str, Any], status: RunStatus) -> None:
+        self.notifier.publish(subject, body, {"kind": "run", "status": status.value, "run_id": run_id})
 
     @staticmethod
     def _ignored(obj: ObjectCreated, reason: str) -> LaunchOutcome:

@@ -242,10 +242,9 @@ class Publisher:
         self, run: Mapping[str, Any], status: RunStatus, notice: str, subject: str, body: Mapping[str, Any]
     ) -> bool:
         run_id = str(run["run_id"])
-        if not self.ledger.claim_notice(run_id, notice, self.clock()):
-            return False
         run_kind = str(run.get("kind", "training"))
-        try:
+
+        def send() -> None:
             if not (run_kind == "inference" and status == RunStatus.SUCCEEDED):  # the batch has its own
                 self.notifier.publish(
                     subject,
@@ -253,10 +252,8 @@ class Publisher:
                     {"kind": NOTICE_KIND, "status": status.value, "run_id": run_id, "run_kind": run_kind},
                 )
             self.notifier.emit(DETAIL_TYPES[status], body)
-        except Exception:
-            self.ledger.release_notice(run_id, notice)
-            raise
-        return True
+
+        return self.ledger.send_notice_once(run_id, notice, self.clock(), send)
 
     def _report(
         self,

@@ -9,7 +9,7 @@ takes the launch over — so a Lambda that timed out mid-launch never leaves a r
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +208,20 @@ class RunLedger:
     def release_notice(self, run_id: str, what: str) -> None:
         """Undo a claim whose notice could not be sent, so a retry sends it."""
         self.table.delete(run_pk(run_id), f"NOTICE#{what}")
+
+    def send_notice_once(self, run_id: str, what: str, now: float, send: Callable[[], object]) -> bool:
+        """Run ``send`` unless the notice was already claimed; a failed send leaves it unclaimed.
+
+        True if this caller sent it. A retry after a failure sends it; a duplicate never does.
+        """
+        if not self.claim_notice(run_id, what, now):
+            return False
+        try:
+            send()
+        except Exception:
+            self.release_notice(run_id, what)
+            raise
+        return True
 
     def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)
