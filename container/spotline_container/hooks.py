@@ -5,36 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 
 from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
 from spotline_container.checkpoint import CheckpointStore
-
-if TYPE_CHECKING:
-    from spotline_container.trainer import Trainer
+from spotline_container.trainer import Hook
 
 log = logging.getLogger(__name__)
 metrics_log = logging.getLogger("spotline.metrics")
-
-
-class Hook:
-    """Called by the trainer around the loop; ``self.trainer`` is set before ``before_train``."""
-
-    trainer: Trainer
-
-    def before_train(self) -> None:
-        """Before the first step (also after a resume)."""
-
-    def after_step(self) -> None:
-        """After each step; ``trainer.iter`` counts the steps done."""
-
-    def on_interrupt(self) -> None:
-        """A stop was requested: save what must survive, fast."""
-
-    def after_train(self) -> None:
-        """After the last step."""
 
 
 class MetricsHook(Hook):

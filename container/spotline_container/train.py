@@ -18,12 +18,12 @@ from spotline_container.distributed import DistContext, barrier
 from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import DataError, UserError
 from spotline_container.evaluation import evaluate
-from spotline_container.hooks import CheckpointHook, EvalHook, Hook, MetricsHook
+from spotline_container.hooks import CheckpointHook, EvalHook, MetricsHook
 from spotline_container.model import CenterNet
 from spotline_container.precision import check_amp, grad_scaler
 from spotline_container.signals import StopRequest
 from spotline_container.solver import build_optimizer, build_scheduler
-from spotline_container.trainer import Trainer
+from spotline_container.trainer import Hook, Trainer
 
 log = logging.getLogger(__name__)
 

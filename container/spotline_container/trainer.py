@@ -11,13 +11,30 @@ from torch import nn
 
 from spotline_container.distributed import DistContext, any_rank
 from spotline_container.errors import Interrupted
-from spotline_container.hooks import Hook
 from spotline_container.model import normalize
 from spotline_container.precision import autocast
 from spotline_container.signals import StopRequest
 from spotline_container.targets import centernet_loss
 
 log = logging.getLogger(__name__)
+
+
+class Hook:
+    """Called by the trainer around the loop; ``self.trainer`` is set before ``before_train``."""
+
+    trainer: Trainer
+
+    def before_train(self) -> None:
+        """Before the first step (also after a resume)."""
+
+    def after_step(self) -> None:
+        """After each step; ``trainer.iter`` counts the steps done."""
+
+    def on_interrupt(self) -> None:
+        """A stop was requested: save what must survive, fast."""
+
+    def after_train(self) -> None:
+        """After the last step."""
 
 
 class Trainer:
