@@ -116,10 +116,11 @@ def main() -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
         os.environ.pop(name, None)
     with mock_aws():
-        from spotline import aws
-        from spotline.ledger import LedgerTable
-        from spotline.ledger.models import record_promotion
-        from tests.conftest import create_ledger_table
+        from spotline.adapters import aws
+        from spotline.ledger.models import Models
+        from spotline.ledger.records import Promotion
+        from spotline.ledger.table import LedgerTable
+        from tests.support.aws_account import create_ledger_table
 
         aws.reset_clients()
         s3 = boto3.client("s3", region_name=REGION)
@@ -137,12 +138,11 @@ def main() -> None:
             POWERTOOLS_METRICS_NAMESPACE="Spotline",
             POWERTOOLS_LOG_LEVEL="WARNING",
         )
-        record_promotion(
-            LedgerTable("bench-ledger"),
-            {
-                "run_id": "rail-000000000000",
-                "model_artifact": f"s3://{BUCKET}/runs/rail/output/j/output/model.tar.gz",
-            },
+        Models(LedgerTable("bench-ledger")).promote(
+            Promotion(
+                run_id="rail-000000000000",
+                model_artifact=f"s3://{BUCKET}/runs/rail/output/j/output/model.tar.gz",
+            ),
             order="0",
         )
         keys = [f"inference/{FOLDER}/km-{i // 500:03d}/IMG_{i:05d}.jpg" for i in range(IMAGES)]
@@ -169,12 +169,15 @@ def main() -> None:
         # Baseline: one job per image event, named from the object so duplicates are refused.
         baseline = boto3.client("sagemaker", region_name=REGION)
         baseline_calls = count_calls(baseline, "CreateTrainingJob")
-        from spotline.inference_launch import ModelChoice, inference_request
-        from spotline.naming import run_id_for_object
-        from spotline.settings import Settings
+        from spotline.domain.model_choice import ModelChoice, ModelSource
+        from spotline.domain.naming import run_id_for_object
+        from spotline.domain.settings import Settings
+        from spotline.inference.launch import inference_request
 
         settings = Settings.from_env()
-        model = ModelChoice(uri=f"s3://{BUCKET}/runs/rail/output/j/output/model.tar.gz", source="promoted")
+        model = ModelChoice(
+            uri=f"s3://{BUCKET}/runs/rail/output/j/output/model.tar.gz", source=ModelSource.PROMOTED
+        )
         start = time.perf_counter()
         for event in events:
             key = event["detail"]["object"]["key"]

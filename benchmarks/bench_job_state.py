@@ -62,7 +62,7 @@ class Context:
 def setup_account() -> dict[str, str]:
     import boto3
 
-    from tests.conftest import create_ledger_table
+    from tests.support.aws_account import create_ledger_table
 
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -120,21 +120,12 @@ def outcomes_so_far() -> dict[str, int]:
 def launch_runs(count: int) -> list[str]:
     import boto3
 
-    from spotline.events import parse_object_created
-    from spotline.launch import Launcher
-    from spotline.ledger import LedgerTable, RunLedger
-    from spotline.notify import Notifier
-    from spotline.settings import Settings
-    from spotline.training_jobs import TrainingJobs
-    from tests.eventfiles import s3_object_created
+    from spotline.domain.events import parse_object_created
+    from spotline.domain.settings import Settings
+    from spotline.wiring import Wiring
+    from tests.support.events import s3_object_created
 
-    settings = Settings.from_env()
-    launcher = Launcher(
-        settings,
-        ledger=RunLedger(LedgerTable(settings.table)),
-        jobs=TrainingJobs(),
-        notifier=Notifier(settings.topic_arn),
-    )
+    launcher = Wiring(Settings.from_env()).training_launcher
     s3 = boto3.client("s3", region_name=REGION)
     names = []
     for i in range(count):
@@ -165,8 +156,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     with mock_aws():
         os.environ.update(setup_account())
-        from tests.eventfiles import load_event
-        from tests.recovery_fakes import end_job
+        from tests.support.events import load_event
+        from tests.support.recovery import end_job
 
         names = launch_runs(EVENTS)
         events: list[dict[str, Any]] = []

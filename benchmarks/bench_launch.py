@@ -32,7 +32,7 @@ ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "Spotline",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
-COLD_HANDLER = "import handlers.launch; from spotline import aws; aws.client('s3')"
+COLD_HANDLER = "import handlers.launch; from spotline.adapters import aws; aws.client('s3')"
 COLD_BOTO3 = "import boto3; boto3.client('s3')"
 TIMER = (
     "import time, sys; t = time.perf_counter(); exec(sys.argv[1]); "
@@ -65,8 +65,8 @@ def bench_warm(events: int = 200) -> None:
     import boto3
     from moto import mock_aws
 
-    from tests.conftest import create_ledger_table
-    from tests.eventfiles import s3_object_created
+    from tests.support.aws_account import create_ledger_table
+    from tests.support.events import s3_object_created
 
     with mock_aws():
         region = ENV["AWS_DEFAULT_REGION"]

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-REGION = "eu-west-3"
-ACCOUNT = "123456789012"
-BUCKET = "spotline-drop-123456789012"
-TABLE = "spotline-ledger"
-JOB_PREFIX = "spotline"
-IMAGE_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/spotline:1.0.0"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/spotline-sagemaker-execution"
-KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+from tests.support.aws_account import (
+    BUCKET,
+    IMAGE_URI,
+    JOB_PREFIX,
+    KMS_KEY_ARN,
+    REGION,
+    ROLE_ARN,
+    TABLE,
+    Account,
+    Inbox,
+    create_ledger_table,
+)
 
 
 @pytest.fixture
@@ -34,69 +35,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def create_ledger_table(dynamodb: Any, name: str = TABLE) -> None:
-    """The ledger table with the key schema and index the template declares."""
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "gsi1",
-                "KeySchema": [
-                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-
-
-@dataclass
-class Inbox:
-    """An SQS queue subscribed to the alert topic: what subscribers would receive."""
-
-    sqs: Any
-    url: str
-
-    def messages(self) -> list[dict[str, Any]]:
-        """Every SNS envelope delivered so far (drains the queue)."""
-        out: list[dict[str, Any]] = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return out
-            for m in batch:
-                out.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
-
-
-@dataclass
-class Account:
-    """Clients of the emulated account and the names of spotline's resources in it."""
-
-    s3: Any
-    dynamodb: Any
-    sns: Any
-    sqs: Any
-    events: Any
-    sagemaker: Any
-    topic_arn: str
-    inbox: Inbox
-    env: dict[str, str]
-
-
 @pytest.fixture
 def account(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
     """spotline's resources in a moto account; the functions' environment is set as the template sets it."""
     import boto3
     from moto import mock_aws
 
-    from spotline import aws
+    from spotline.adapters import aws
 
     with mock_aws():
         aws.reset_clients()

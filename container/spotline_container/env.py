@@ -69,10 +69,6 @@ class SageMakerEnvironment:
         return self.base_dir / "model"
 
     @property
-    def output_data_dir(self) -> Path:
-        return self.base_dir / "output" / "data"
-
-    @property
     def failure_file(self) -> Path:
         return self.base_dir / "output" / "failure"
 

@@ -10,9 +10,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from spotline.batching import BatchCloser, build_closer
-from spotline.publish import METRICS_NAMESPACE
-from spotline.settings import Settings
+from spotline.domain.settings import Settings
+from spotline.inference.closer import BatchCloser
+from spotline.runs.publish import METRICS_NAMESPACE
+from spotline.wiring import Wiring
 
 SETTINGS = Settings.from_env()
 logger = Logger()
@@ -21,7 +22,7 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 @functools.cache
 def closer() -> BatchCloser:
-    return build_closer(SETTINGS)
+    return Wiring(SETTINGS, metrics=metrics).batch_closer
 
 
 @logger.inject_lambda_context(clear_state=True)

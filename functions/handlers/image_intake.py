@@ -18,9 +18,10 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from spotline.batching import ImageIntake, IntakeOutcome, build_intake, count_actions
-from spotline.publish import METRICS_NAMESPACE
-from spotline.settings import Settings
+from spotline.domain.settings import Settings
+from spotline.inference.intake import ImageIntake, IntakeOutcome, count_actions
+from spotline.runs.publish import METRICS_NAMESPACE
+from spotline.wiring import Wiring
 
 SETTINGS = Settings.from_env()
 logger = Logger()
@@ -36,7 +37,7 @@ class IntakeFailed(Exception):
 
 @functools.cache
 def intake() -> ImageIntake:
-    return build_intake(SETTINGS)
+    return Wiring(SETTINGS, metrics=metrics).image_intake
 
 
 @logger.inject_lambda_context(clear_state=True)

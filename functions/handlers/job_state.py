@@ -10,10 +10,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from spotline.events import EventShapeError, parse_training_job_state_change
-from spotline.job_state import JobStateFlow
-from spotline.publish import METRICS_NAMESPACE, Publisher
-from spotline.settings import Settings
+from spotline.domain.events import EventShapeError, parse_training_job_state_change
+from spotline.domain.settings import Settings
+from spotline.runs.job_state import JobStateFlow
+from spotline.runs.publish import METRICS_NAMESPACE
+from spotline.wiring import Wiring
 
 SETTINGS = Settings.from_env()
 logger = Logger()
@@ -22,7 +23,7 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 @functools.cache
 def flow() -> JobStateFlow:
-    return JobStateFlow.from_settings(SETTINGS, Publisher.from_settings(SETTINGS, metrics=metrics))
+    return Wiring(SETTINGS, metrics=metrics).job_state
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,26 +10,20 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from spotline.events import EventShapeError, parse_object_created
-from spotline.launch import Launcher
-from spotline.ledger import LedgerTable, RunLedger
-from spotline.notify import Notifier
-from spotline.settings import Settings
-from spotline.training_jobs import TrainingJobs
+from spotline.domain.events import EventShapeError, parse_object_created
+from spotline.domain.settings import Settings
+from spotline.runs.publish import METRICS_NAMESPACE
+from spotline.training.launch import TrainingLauncher
+from spotline.wiring import Wiring
 
 SETTINGS = Settings.from_env()
 logger = Logger()
-metrics = Metrics()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
 @functools.cache
-def launcher() -> Launcher:
-    return Launcher(
-        SETTINGS,
-        ledger=RunLedger(LedgerTable(SETTINGS.table)),
-        jobs=TrainingJobs(),
-        notifier=Notifier(SETTINGS.topic_arn, SETTINGS.event_bus),
-    )
+def launcher() -> TrainingLauncher:
+    return Wiring(SETTINGS, metrics=metrics).training_launcher
 
 
 @logger.inject_lambda_context(clear_state=True)

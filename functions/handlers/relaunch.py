@@ -12,10 +12,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from spotline.publish import METRICS_NAMESPACE, Publisher
-from spotline.relaunch import Relauncher, RelaunchMessageError, RelaunchQueue, RelaunchRequest
-from spotline.settings import Settings
-from spotline.training_jobs import TrainingJobs
+from spotline.adapters.relaunch_queue import RelaunchMessageError, RelaunchRequest
+from spotline.domain.settings import Settings
+from spotline.runs.publish import METRICS_NAMESPACE
+from spotline.runs.relaunch import Relauncher
+from spotline.wiring import Wiring
 
 SETTINGS = Settings.from_env()
 logger = Logger()
@@ -25,14 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @functools.cache
 def relauncher() -> Relauncher:
-    publisher = Publisher.from_settings(SETTINGS, metrics=metrics)
-    return Relauncher(
-        SETTINGS,
-        ledger=publisher.ledger,
-        jobs=TrainingJobs(),
-        queue=RelaunchQueue(SETTINGS.relaunch_queue_url),
-        finish_failed=publisher.fail_waiting_run,
-    )
+    return Wiring(SETTINGS, metrics=metrics).relauncher
 
 
 def relaunch_record(record: SQSRecord) -> None:

@@ -14,8 +14,6 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from spotline_local.dispatch import Dispatcher
 from spotline_local.faults import Fault
 from spotline_local.moto_stack import FAKE_CREDENTIALS, Clients, MotoServer
 from spotline_local.provision import Provisioned, Provisioner
-from spotline_local.sagemaker_api import LocalSageMaker, SageMakerServer
-from spotline_local.sagemaker_runner import RunnerSettings
+from spotline_local.sagemaker.api import LocalSageMaker, SageMakerServer
+from spotline_local.sagemaker.runner import RunnerSettings
 from spotline_local.template import REGION, Resolver, find_template, load_template
 
 log = logging.getLogger(__name__)
@@ -150,7 +148,7 @@ class LocalStack:
 
     def start_functions(self) -> None:
         """The dispatcher: from now on rules, queues and schedules invoke the functions."""
-        from spotline import aws
+        from spotline.adapters import aws
 
         aws.reset_clients()
         self.dispatcher = Dispatcher(
@@ -263,12 +261,3 @@ def read_state(workdir: Path) -> dict[str, Any] | None:
         return None
     state: dict[str, Any] = json.loads(path.read_text())
     return state
-
-
-@contextmanager
-def running_stack(options: StackOptions) -> Iterator[LocalStack]:
-    stack = LocalStack(options)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()

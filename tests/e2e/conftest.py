@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from spotline.ledger import LedgerTable, RunLedger
+from spotline.ledger.records import Run
+from spotline.ledger.runs import RunLedger
+from spotline.ledger.table import LedgerTable
 from spotline_local.faults import Fault
 from spotline_local.stack import LocalStack, StackOptions
 
@@ -90,13 +92,13 @@ class E2E:
         body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
 
-    def run_for(self, key: str) -> dict[str, Any] | None:
-        return next((r for r in self.ledger.recent_runs(100) if r.get("source_key") == key), None)
+    def run_for(self, key: str) -> Run | None:
+        return next((r for r in self.ledger.recent_runs(100) if r.source.key == key), None)
 
-    def finished(self, run_id: str, timeout_s: float = 150.0) -> dict[str, Any]:
-        def done() -> dict[str, Any] | None:
+    def finished(self, run_id: str, timeout_s: float = 150.0) -> Run:
+        def done() -> Run | None:
             run = self.ledger.get_run(run_id)
-            return run if run and run["status"] in TERMINAL else None
+            return run if run and run.status in TERMINAL else None
 
         return wait_for(f"run {run_id} to finish", done, timeout_s)
 
@@ -115,7 +117,7 @@ def hold_the_stack_for_other_tests(request: pytest.FixtureRequest) -> Iterator[N
     if "e2e" in request.fixturenames or not RUNNING or RUNNING[0].dispatcher is None:
         yield
         return
-    from spotline import aws
+    from spotline.adapters import aws
 
     dispatcher = RUNNING[0].dispatcher
     dispatcher.pause()
@@ -177,7 +179,7 @@ def dataset(e2e: E2E, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 class TrainedRun:
     run_id: str
     key: str
-    run: dict[str, Any]
+    run: Run
 
 
 @pytest.fixture(scope="package")
@@ -186,5 +188,5 @@ def trained_run(e2e: E2E, dataset: dict[str, Path]) -> TrainedRun:
     key = "configs/e2e-train.yaml"
     e2e.put(key, TRAIN_CONFIG)
     started = wait_for("the launch function to record the run", lambda: e2e.run_for(key), 60)
-    run = e2e.finished(str(started["run_id"]))
-    return TrainedRun(str(run["run_id"]), key, run)
+    run = e2e.finished(started.run_id)
+    return TrainedRun(run.run_id, key, run)

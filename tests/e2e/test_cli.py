@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spotline_local.cli import main
+from spotline_local.cli.main import main
 from tests.e2e.conftest import E2E, TrainedRun
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_submit_validates_then_uploads(e2e: E2E, tmp_path: Path, capsys: pytest.
     run_id = out.split("run id ")[1].split()[0]
     assert "configs/e2e-cli-submit.yaml" in e2e.keys("configs/")
     run = e2e.finished(run_id)
-    assert run["source_key"] == "configs/e2e-cli-submit.yaml"
+    assert run.source.key == "configs/e2e-cli-submit.yaml"
 
 
 def test_user_mistakes_are_one_line_and_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from spotline.domain.states import RunKind
+from spotline.ledger.records import Run
 from tests.e2e.conftest import E2E, TrainedRun, wait_for
 
 pytestmark = pytest.mark.slow
@@ -23,23 +25,19 @@ def test_an_image_folder_becomes_inference_results(
         s3.upload_file(str(path), e2e.bucket, f"inference/{BATCH}/{path.name}")
     e2e.put(f"inference/{BATCH}/_READY", b"")
 
-    def inference_run() -> dict[str, object] | None:
+    def inference_run() -> Run | None:
         return next(
-            (
-                r
-                for r in e2e.ledger.recent_runs(100)
-                if r.get("kind") == "inference" and BATCH in str(r.get("source_key"))
-            ),
+            (r for r in e2e.ledger.recent_runs(100) if r.kind == RunKind.INFERENCE and BATCH in r.source.key),
             None,
         )
 
     started = wait_for("the batch to close and its inference run to start", inference_run, 90)
-    run = e2e.finished(str(started["run_id"]))
-    assert run["status"] == "SUCCEEDED"
+    run = e2e.finished(started.run_id)
+    assert run.status == "SUCCEEDED"
 
-    attempts = e2e.ledger.attempts(str(run["run_id"]))
+    attempts = e2e.ledger.attempts(str(run.run_id))
     assert len(attempts) == 1
-    job = e2e.client("sagemaker").describe_training_job(TrainingJobName=attempts[0]["job_name"])
+    job = e2e.client("sagemaker").describe_training_job(TrainingJobName=attempts[0].job_name)
     assert job["HyperParameters"].get("mode") == "inference"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
     assert channels["images"]["S3DataType"] == "ManifestFile"

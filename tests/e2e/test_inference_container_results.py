@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from spotline.domain.states import RunKind
 from spotline_container.sagemaker_tree import make_tree
 from spotline_container.synthetic import generate_dataset
-from tests.conftest import BUCKET, Account
 from tests.container.conftest import run_container, tiny_config
-from tests.integration.batch_helpers import feed, image_event, pipeline, promote, settings_for
-from tests.integration.results_helpers import inference_messages, settle_completed
+from tests.support.aws_account import BUCKET, Account
+from tests.support.batches import feed, image_event, pipeline, promote, settings_for
+from tests.support.results import inference_messages, settle_completed
 
 pytestmark = pytest.mark.slow
 BATCH = "Voie 7 – nuit"
@@ -63,8 +64,9 @@ def test_container_output_becomes_results_and_one_message(account: Account, tmp_
         account.s3.upload_file(str(path), BUCKET, f"inference/{BATCH}/{rel}")
     feed(p, [image_event(f"inference/{BATCH}/{rel}", size=1000) for rel in relative])
     feed(p, [image_event(f"inference/{BATCH}/_READY", size=0)])
-    [run] = [r for r in p.ledger.recent_runs() if r.get("kind") == "inference"]
-    request = run["first_request"]
+    [run] = [r for r in p.ledger.recent_runs() if r.kind == RunKind.INFERENCE]
+    request = run.first_request
+    assert request is not None
 
     # Run the job as SageMaker would: channels from the request, the container's own entry point.
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in request["InputDataConfig"]}
@@ -89,7 +91,7 @@ def test_container_output_becomes_results_and_one_message(account: Account, tmp_
         timeout=300,
     )
     assert job.returncode == 0, job.stderr[-3000:]
-    output_key = f"runs/{run['run_id']}/output/{request['TrainingJobName']}/output/model.tar.gz"
+    output_key = f"runs/{run.run_id}/output/{request['TrainingJobName']}/output/model.tar.gz"
     account.s3.put_object(
         Bucket=BUCKET, Key=output_key, Body=_archive(job.base / "model", tmp_path / "output.tar.gz")
     )
@@ -102,7 +104,7 @@ def test_container_output_becomes_results_and_one_message(account: Account, tmp_
         "TrainingTimeInSeconds": 60,
         "BillableTimeInSeconds": 20,
     }
-    settle_completed(account, p.settings, run["run_id"], describe)
+    settle_completed(account, p.settings, run.run_id, describe)
 
     container_lines = [
         json.loads(x) for x in (job.base / "model" / "predictions.jsonl").read_text().splitlines()

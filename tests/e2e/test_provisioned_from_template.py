@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spotline_local.cli import main
+from spotline_local.cli.main import main
 from spotline_local.template import Resolver, find_template, load_template
 from tests.e2e.conftest import E2E, TrainedRun
 

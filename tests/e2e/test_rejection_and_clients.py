@@ -34,9 +34,9 @@ job:
 def test_a_bad_config_is_rejected_with_a_report_and_one_alert(e2e: E2E) -> None:
     key = "configs/e2e-bad.yaml"
     e2e.put(key, BAD_CONFIG)
-    run = e2e.finished(str(wait_for("the rejection", lambda: e2e.run_for(key), 60)["run_id"]))
-    run_id = str(run["run_id"])
-    assert run["status"] == "REJECTED"
+    run = e2e.finished(wait_for("the rejection", lambda: e2e.run_for(key), 60).run_id)
+    run_id = str(run.run_id)
+    assert run.status == "REJECTED"
     assert e2e.ledger.attempts(run_id) == []
     jobs = e2e.client("sagemaker").list_training_jobs(NameContains=run_id)["TrainingJobSummaries"]
     assert jobs == []
@@ -75,7 +75,7 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
     )
     assert done.returncode == 0, done.stderr
     run = wait_for("the run the CLI's upload started", lambda: e2e.run_for("configs/e2e-cli.yaml"), 60)
-    run_id = str(run["run_id"])
+    run_id = str(run.run_id)
     job = wait_for(
         "its first training job",
         lambda: next(
@@ -87,7 +87,7 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
     assert job["TrainingJobName"] == f"spotline-{run_id}-a01"
     # The local stack refuses it Spot capacity (a fault); with one attempt allowed the run fails and says why.
     finished = e2e.finished(run_id)
-    assert finished["status"] == "FAILED"
+    assert finished.status == "FAILED"
     described = e2e.client("sagemaker").describe_training_job(TrainingJobName=job["TrainingJobName"])
     assert described["FailureReason"].startswith("CapacityError:")
     alerts = wait_for("the failure alert", lambda: e2e.alerts(lambda m: run_id in m["message"]) or None, 30)

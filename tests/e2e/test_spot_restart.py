@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spotline_local.report_plot import attempt_curves
+from spotline_local.cli.report_plot import attempt_curves
 from tests.e2e.conftest import E2E, INTERRUPT_AT, TRAIN_CONFIG, wait_for
 
 pytestmark = pytest.mark.slow
@@ -17,11 +17,11 @@ def test_an_interrupted_job_restarted_by_sagemaker_needs_no_relaunch(
 ) -> None:
     key = "configs/e2e-restart.yaml"
     e2e.put(key, TRAIN_CONFIG.replace("promote: {metric: val/mAP50, min: 0.0}\n", ""))
-    run = e2e.finished(str(wait_for("the run", lambda: e2e.run_for(key), 60)["run_id"]))
-    assert run["status"] == "SUCCEEDED"
-    attempts = e2e.ledger.attempts(str(run["run_id"]))
+    run = e2e.finished(wait_for("the run", lambda: e2e.run_for(key), 60).run_id)
+    assert run.status == "SUCCEEDED"
+    attempts = e2e.ledger.attempts(str(run.run_id))
     assert len(attempts) == 1
-    job_name = str(attempts[0]["job_name"])
+    job_name = str(attempts[0].job_name)
     job = e2e.client("sagemaker").describe_training_job(TrainingJobName=job_name)
     statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
     assert statuses == [

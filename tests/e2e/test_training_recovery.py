@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from spotline.ledger.models import promoted_model
-from spotline_local.report_plot import attempt_curves
+from spotline.ledger.models import Models
+from spotline_local.cli.report_plot import attempt_curves
 from tests.e2e.conftest import E2E, INTERRUPT_AT, TrainedRun
 
 pytestmark = pytest.mark.slow
@@ -16,23 +16,23 @@ pytestmark = pytest.mark.slow
 def test_the_run_succeeds_on_its_second_attempt(e2e: E2E, trained_run: TrainedRun) -> None:
     run = e2e.ledger.get_run(trained_run.run_id)
     assert run is not None
-    assert run["status"] == "SUCCEEDED"
-    assert run["kind"] == "training"
-    assert run["source_key"] == trained_run.key
+    assert run.status == "SUCCEEDED"
+    assert run.kind == "training"
+    assert run.source.key == trained_run.key
     attempts = e2e.ledger.attempts(trained_run.run_id)
-    assert [a["attempt"] for a in attempts] == [1, 2]
+    assert [a.attempt for a in attempts] == [1, 2]
     first, second = attempts
-    assert first["status"] == "INTERRUPTED"
-    assert first["secondary_status"] == "MaxWaitTimeExceeded"
-    assert second["status"] == "COMPLETED"
-    assert first["job_name"].endswith("-a01") and second["job_name"].endswith("-a02")
-    assert all(a["spot"] for a in attempts)
+    assert first.status == "INTERRUPTED"
+    assert first.secondary_status == "MaxWaitTimeExceeded"
+    assert second.status == "COMPLETED"
+    assert first.job_name.endswith("-a01") and second.job_name.endswith("-a02")
+    assert all(a.spot for a in attempts)
     # Spot: the local SageMaker bills less than it trains, as AWS does
-    assert 0 < second["billable_s"] < second["training_s"] or second["training_s"] <= 1
+    assert 0 < second.billable_s < second.training_s or second.training_s <= 1
 
 
 def test_the_relaunch_resumed_from_the_checkpoint_not_from_zero(e2e: E2E, trained_run: TrainedRun) -> None:
-    first, second = (str(a["job_name"]) for a in e2e.ledger.attempts(trained_run.run_id))
+    first, second = (str(a.job_name) for a in e2e.ledger.attempts(trained_run.run_id))
     interrupted, resumed = attempt_curves(e2e.client("logs"), [first, second])
     stopped_at = max(step for step, _ in interrupted.points["train/loss"])
     assert stopped_at >= INTERRUPT_AT
@@ -42,7 +42,7 @@ def test_the_relaunch_resumed_from_the_checkpoint_not_from_zero(e2e: E2E, traine
 
 def test_jobs_share_the_run_checkpoints_and_the_model_is_uploaded(e2e: E2E, trained_run: TrainedRun) -> None:
     sagemaker = e2e.client("sagemaker")
-    first, second = (str(a["job_name"]) for a in e2e.ledger.attempts(trained_run.run_id))
+    first, second = (str(a.job_name) for a in e2e.ledger.attempts(trained_run.run_id))
     a01 = sagemaker.describe_training_job(TrainingJobName=first)
     a02 = sagemaker.describe_training_job(TrainingJobName=second)
     assert a01["CheckpointConfig"]["S3Uri"] == a02["CheckpointConfig"]["S3Uri"]
@@ -85,7 +85,7 @@ def test_people_hear_about_the_retry_and_the_success_once(e2e: E2E, trained_run:
 
 
 def test_the_model_is_promoted_for_inference(e2e: E2E, trained_run: TrainedRun) -> None:
-    model = promoted_model(e2e.table)
+    model = Models(e2e.table).promoted()
     assert model is not None
-    assert model["run_id"] == trained_run.run_id
-    assert str(model["model_artifact"]).endswith("/output/model.tar.gz")
+    assert model.run_id == trained_run.run_id
+    assert model.model_artifact.endswith("/output/model.tar.gz")

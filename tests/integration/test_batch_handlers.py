@@ -8,11 +8,11 @@ from types import ModuleType
 
 import pytest
 
-from spotline.ledger import LedgerTable
 from spotline.ledger.batches import BatchLedger
-from tests.conftest import TABLE, Account
-from tests.eventfiles import load_event
-from tests.integration.batch_helpers import promote
+from spotline.ledger.table import LedgerTable
+from tests.support.aws_account import TABLE, Account
+from tests.support.batches import promote
+from tests.support.events import load_event
 
 
 @dataclass
@@ -47,15 +47,12 @@ def test_intake_records_images_once_and_reports_no_failures(account: Account, in
     batches = BatchLedger(LedgerTable(TABLE, account.dynamodb))
     rail = batches.get_batch("rail-2026-11-27")
     assert (
-        rail is not None and rail["image_count"] == 1
+        rail is not None and rail.image_count == 1
     )  # the image; its redelivery; not notes.txt nor the 700 MB tif
-    assert [i["key"] for i in batches.images_of("rail-2026-11-27", 1)] == [
-        "inference/rail-2026-11-27/km-042/IMG_0001.jpg"
-    ]
+    assert batches.image_keys("rail-2026-11-27", 1) == ["km-042/IMG_0001.jpg"]
     unicode_batch = batches.get_batch("Voie 2 – défauts")
-    assert unicode_batch is not None and unicode_batch["image_count"] == 1
-    [image] = batches.images_of("Voie 2 – défauts", 1)
-    assert image["key"] == "inference/Voie 2 – défauts/Caméra avant/IMG 0007 (copie).JPG"
+    assert unicode_batch is not None and unicode_batch.image_count == 1
+    assert batches.image_keys("Voie 2 – défauts", 1) == ["Caméra avant/IMG 0007 (copie).JPG"]
 
 
 def test_intake_reports_only_the_failed_messages(

@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from spotline.inference_launch import KIND
-from tests.conftest import BUCKET, Account
-from tests.integration.batch_helpers import (
+from spotline.domain.states import AttemptStatus, RunKind, RunStatus
+from spotline.ledger.records import ImageRecord
+from tests.support.aws_account import BUCKET, Account
+from tests.support.batches import (
     PROMOTED_ARTIFACT,
     feed,
     image_event,
@@ -128,8 +129,6 @@ def test_a_close_waits_for_an_intake_still_writing_and_keeps_its_images(account:
     first = p.closer.close_due_batches()
     assert [o.action for o in first] == ["waiting"]
     assert training_jobs(account) == []
-    from spotline.ledger.batches import ImageRecord
-
     late = ImageRecord("inference/rail-slow/late.jpg", "late.jpg", "e" * 32, 10)
     assert p.batches.add_image("rail-slow", late, generation=1, now=p.clock())
     assert not p.batches.finish_writer("rail-slow", "slow-writer", generation=1, added=1, now=p.clock())
@@ -217,11 +216,13 @@ def test_each_job_is_a_spot_inference_run_in_the_ledger_like_a_training_run(acco
     [outcome] = p.closer.close_due_batches()
     [part] = outcome.runs
     run = p.ledger.get_run(part.run_id)
+    assert run is not None and run.policy is not None and run.inference is not None
+    assert run.first_request is not None
     assert run is not None
-    assert run["kind"] == KIND and run["status"] == "RUNNING" and run["attempt"] == 1
-    assert run["source_key"] == "inference/rail-c" and run["batch"] == "rail-c"
-    assert run["policy"]["ladder"] == ["ml.g4dn.xlarge", "ml.g5.xlarge"] and run["policy"]["spot"] is True
-    request = run["first_request"]
+    assert run.kind == RunKind.INFERENCE and run.status == RunStatus.RUNNING and run.attempt == 1
+    assert run.source.key == "inference/rail-c" and run.inference.batch == "rail-c"
+    assert run.policy.ladder == ("ml.g4dn.xlarge", "ml.g5.xlarge") and run.policy.spot is True
+    request = run.first_request
     assert request["TrainingJobName"] == part.job_name
     assert request["EnableManagedSpotTraining"] is True
     assert request["HyperParameters"]["mode"] == "inference"
@@ -229,7 +230,8 @@ def test_each_job_is_a_spot_inference_run_in_the_ledger_like_a_training_run(acco
     assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["model", "images"]
     assert request["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3DataType"] == "ManifestFile"
     attempt = p.ledger.get_attempt(part.run_id, 1)
-    assert attempt is not None and attempt["status"] == "IN_PROGRESS" and attempt["job_name"] == part.job_name
+    assert attempt is not None and attempt.status == AttemptStatus.IN_PROGRESS
+    assert attempt.job_name == part.job_name
     job = account.sagemaker.describe_training_job(TrainingJobName=part.job_name)
     assert job["EnableManagedSpotTraining"] is True
     assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import BUCKET, Account
-from tests.integration.batch_helpers import feed, image_event, pipeline, promote, settings_for
-from tests.integration.results_helpers import (
+from tests.support.aws_account import BUCKET, Account
+from tests.support.batches import feed, image_event, pipeline, promote, settings_for
+from tests.support.results import (
     complete_job,
     inference_messages,
     job_output_archive,
@@ -86,8 +86,9 @@ def test_a_split_batch_publishes_once_when_its_last_part_completes(account: Acco
     defects = {keys[0], keys[24]}
     for i, part in enumerate(outcome.runs):
         run = p.ledger.get_run(part.run_id)
-        assert run is not None
-        mine = json.loads(account.s3.get_object(Bucket=BUCKET, Key=run["manifest_key"])["Body"].read())[1:]
+        assert run is not None and run.inference is not None
+        manifest = account.s3.get_object(Bucket=BUCKET, Key=run.inference.manifest_key)["Body"].read()
+        mine = json.loads(manifest)[1:]
         lines = _predictions(mine, defects)
         settle_completed(
             account,

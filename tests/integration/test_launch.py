@@ -11,14 +11,16 @@ import pytest
 import yaml
 from botocore.validate import ParamValidator
 
-from spotline.launch import LaunchInProgress
-from spotline.ledger import LedgerTable, RunLedger, RunSource
+from spotline.domain.naming import run_id_for_object
+from spotline.domain.states import RunKind, RunStatus
+from spotline.ledger.records import RunSource
+from spotline.ledger.runs import RunLedger
+from spotline.ledger.table import LedgerTable
 from spotline.metric_names import metric_definitions
-from spotline.naming import run_id_for_object
-from spotline.states import RunStatus
-from tests.conftest import BUCKET, IMAGE_URI, KMS_KEY_ARN, ROLE_ARN, TABLE, Account
-from tests.eventfiles import load_event
-from tests.integration.launch_helpers import GOOD_CONFIG, job_names, launch, make_launcher, put_config
+from spotline.training.launch import LaunchInProgress
+from tests.support.aws_account import BUCKET, IMAGE_URI, KMS_KEY_ARN, ROLE_ARN, TABLE, Account
+from tests.support.events import load_event
+from tests.support.launch import GOOD_CONFIG, job_names, launch, make_launcher, put_config
 
 
 def _ledger(account: Account) -> RunLedger:
@@ -73,16 +75,16 @@ def test_sample_event_creates_one_job_with_every_setting(account: Account) -> No
 
     run = _ledger(account).get_run(run_id)
     assert run is not None
-    assert run["status"] == RunStatus.RUNNING
-    assert run["attempt"] == 1
-    assert run["policy"]["ladder"] == ["ml.g4dn.xlarge", "ml.g5.xlarge", "ml.p3.2xlarge"]
-    assert run["policy"]["promote_min"] == 0.6
+    assert run.status == RunStatus.RUNNING
+    assert run.attempt == 1
+    assert run.policy.ladder == ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.p3.2xlarge")
+    assert run.policy.promote_min == 0.6
     # What moto does not keep, the ledger does: the request exactly as sent.
-    request = run["first_request"]
+    request = run.first_request
     assert request["RetryStrategy"] == {"MaximumRetryAttempts": 2}
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
     attempt = _ledger(account).get_attempt(run_id, 1)
-    assert attempt is not None and attempt["status"] == "IN_PROGRESS" and attempt["spot"] is True
+    assert attempt is not None and attempt.status == "IN_PROGRESS" and attempt.spot is True
 
 
 def test_request_passes_botocore_validation_against_the_sagemaker_model(account: Account) -> None:
@@ -92,7 +94,7 @@ def test_request_passes_botocore_validation_against_the_sagemaker_model(account:
     assert run is not None
     model = botocore.session.get_session().get_service_model("sagemaker")
     report = ParamValidator().validate(
-        run["first_request"], model.operation_model("CreateTrainingJob").input_shape
+        run.first_request, model.operation_model("CreateTrainingJob").input_shape
     )
     assert not report.has_errors(), report.generate_report()
 
@@ -156,11 +158,11 @@ def test_key_with_spaces_and_non_ascii_characters(account: Account) -> None:
     assert outcome.action == "launched"
     assert outcome.run_id is not None and outcome.run_id.startswith("voie-2-defauts-rails-")
     run = _ledger(account).get_run(outcome.run_id)
-    assert run is not None and run["source_key"] == key
+    assert run is not None and run.source.key == key
 
 
 def test_sample_unicode_event_file_decodes_to_the_real_key() -> None:
-    from spotline.events import parse_object_created
+    from spotline.domain.events import parse_object_created
 
     obj = parse_object_created(load_event("s3_config_created_unicode_key"))
     assert obj.key == "configs/Voie 2 – défauts rails.yml"
@@ -177,7 +179,7 @@ def test_a_launch_interrupted_after_its_lease_expired_is_taken_over(account: Acc
     stale = launcher.clock() - 600
     _ledger(account).create_run(
         run_id,
-        kind="training",
+        kind=RunKind.TRAINING,
         source=RunSource(BUCKET, obj["key"], obj["version-id"]),
         now=stale,
         lease_seconds=300,
@@ -196,7 +198,7 @@ def test_a_duplicate_while_the_launch_lease_is_held_asks_to_be_retried(account: 
     launcher = make_launcher(account)
     _ledger(account).create_run(
         run_id,
-        kind="training",
+        kind=RunKind.TRAINING,
         source=RunSource(BUCKET, obj["key"], obj["version-id"]),
         now=launcher.clock(),
         lease_seconds=300,
@@ -276,7 +278,7 @@ def test_a_bad_config_starts_nothing_and_says_why(
     assert report["status"] == "REJECTED"
     assert any(expected in e["message"] for e in report["errors"]), report["errors"]
     run = _ledger(account).get_run(run_id)
-    assert run is not None and run["status"] == RunStatus.REJECTED
+    assert run is not None and run.status == RunStatus.REJECTED
     alerts = _alert_for(account, run_id)
     assert len(alerts) == 1
     assert key in alerts[0]["Subject"] or key[:80] in alerts[0]["Subject"]
@@ -366,7 +368,7 @@ def test_a_persistent_failure_is_raised_and_the_retry_can_launch(account: Accoun
     obj = event["detail"]["object"]
     run = _ledger(account).get_run(run_id_for_object(BUCKET, obj["key"], obj["version-id"]))
     assert run is not None
-    assert (run["status"], run["lease_until"]) == ("PENDING", 0)  # the lease is released for the retry
+    assert (run.status, run.lease_until) == ("PENDING", 0)  # the lease is released for the retry
 
     failing["on"] = False  # the event's retry comes back once SageMaker answers again
     assert launch(account, event, sagemaker).action == "launched"
@@ -389,7 +391,7 @@ class _Raw:
 def test_the_handler_runs_on_the_sample_event(account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    from tests.eventfiles import s3_object_created
+    from tests.support.events import s3_object_created
 
     data = GOOD_CONFIG.encode()
     put = account.s3.put_object(Bucket=BUCKET, Key="configs/rail-detector.yaml", Body=data)
@@ -439,7 +441,7 @@ def test_an_alert_that_fails_to_send_is_sent_by_the_retry(account: Account) -> N
     launcher = make_launcher(account)
     launcher.notifier._sns = broken
     broken.meta.events.register("before-call.sns.Publish", _refuse_publish)
-    from spotline.events import parse_object_created
+    from spotline.domain.events import parse_object_created
 
     with pytest.raises(ClientError):
         launcher.launch_from_object(parse_object_created(event))
@@ -451,7 +453,7 @@ def test_an_alert_that_fails_to_send_is_sent_by_the_retry(account: Account) -> N
     assert outcome.run_id is not None
     assert len(_alert_for(account, outcome.run_id)) == 1
     run = _ledger(account).get_run(outcome.run_id)
-    assert run is not None and run["status"] == RunStatus.REJECTED
+    assert run is not None and run.status == RunStatus.REJECTED
 
 
 def _refuse_publish(**_: Any) -> tuple[Any, dict[str, Any]]:
@@ -462,7 +464,7 @@ def _refuse_publish(**_: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def test_volume_key_only_where_sagemaker_accepts_it(account: Account) -> None:
-    from spotline.jobspec import Rung, request_for_attempt
+    from spotline.domain.requests import Rung, request_for_attempt
 
     config = "job:\n  instance_type: ml.p3.2xlarge\n  fallback_instance_types: [ml.g5.xlarge]\n"
     config += "  channels: {train: datasets/rail/train/}\n"
@@ -474,7 +476,7 @@ def test_volume_key_only_where_sagemaker_accepts_it(account: Account) -> None:
     run = _ledger(account).get_run(outcome.run_id)
     assert run is not None
     on_g5 = request_for_attempt(
-        run["first_request"],
+        run.first_request,
         job_prefix="spotline",
         run_id=outcome.run_id,
         attempt=2,

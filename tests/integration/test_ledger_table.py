@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spotline.ledger import ConditionFailed, LedgerTable
-from tests.conftest import TABLE, Account
+from spotline.ledger.table import ConditionFailed, LedgerTable
+from tests.support.aws_account import TABLE, Account
 
 
 def test_setting_none_removes_the_attribute(account: Account) -> None:

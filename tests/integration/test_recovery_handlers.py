@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Account
-from tests.eventfiles import load_event
-from tests.recovery_fakes import Recovery, build_recovery, end_job, rail_config
+from tests.support.aws_account import Account
+from tests.support.events import load_event
+from tests.support.recovery import Recovery, build_recovery, end_job, rail_config
 
 
 class _Context:
@@ -73,7 +73,8 @@ def test_job_state_handler_on_sample_events(
     assert message["MessageAttributes"]["status"]["Value"] == action.upper()
     assert len(recovery.queued_relaunches()) == (1 if action == "retrying" else 0)
     assert recovery.job_names() == [name]
-    assert recovery.ledger.get_run(run_id)["status"] == action.upper()  # type: ignore[index]
+    run = recovery.ledger.get_run(run_id)
+    assert run is not None and run.status == action.upper()
 
 
 def test_job_state_handler_drops_a_malformed_event(recovery: Recovery) -> None:
@@ -116,4 +117,5 @@ def test_relaunch_handler_launches_the_next_attempt(recovery: Recovery) -> None:
     assert recovery.job(f"spotline-{run_id}-a02")["CheckpointConfig"]["S3Uri"].endswith(
         f"runs/{run_id}/checkpoints/"
     )
-    assert recovery.ledger.get_run(run_id)["attempt"] == 2  # type: ignore[index]
+    run = recovery.ledger.get_run(run_id)
+    assert run is not None and run.attempt == 2

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from spotline import layout
-from spotline.ledger.models import promoted_model
-from tests.conftest import BUCKET, Account
-from tests.recovery_fakes import Recovery, build_recovery, inbox_by_status, rail_config
+from spotline.domain import layout
+from spotline.ledger.models import Models
+from tests.support.aws_account import BUCKET, Account
+from tests.support.recovery import Recovery, build_recovery, inbox_by_status, rail_config
 
 CAPACITY = (
     "CapacityError: Unable to provision requested ML compute capacity. "
@@ -112,12 +112,12 @@ def test_interrupted_then_capacity_then_next_type_completes(recovery: Recovery) 
     assert sum(a["estimated_cost_usd"] for a in savings["attempts"]) == pytest.approx(expected_cost, abs=1e-3)
 
     # the gate passed: the model is promoted, with its lineage
-    model = promoted_model(recovery.ledger.table)
+    model = Models(recovery.ledger.table).promoted()
     assert model is not None
-    assert model["run_id"] == run_id
-    assert model["config_key"] == "configs/rail.yaml"
-    assert model["model_artifact"] == report["model_artifact"]
-    assert model["metrics"]["val/mAP50"] == pytest.approx(0.71)
+    assert model.run_id == run_id
+    assert model.config_key == "configs/rail.yaml"
+    assert model.model_artifact == report["model_artifact"]
+    assert model.metrics["val/mAP50"] == pytest.approx(0.71)
 
     # savings went out as EMF metrics in the Spotline namespace
     emf = recovery.metrics.serialize_metric_set()
@@ -141,7 +141,8 @@ def test_user_code_failure_is_not_relaunched_and_the_alert_carries_the_reason(re
     assert body["reason"] == USER_ERROR
     assert body["outcome"] == "USER_ERROR"
     assert "AlgorithmError" in alert["Subject"]
-    assert recovery.ledger.get_run(run_id)["status"] == "FAILED"  # type: ignore[index]
+    run = recovery.ledger.get_run(run_id)
+    assert run is not None and run.status == "FAILED"
     assert recovery.report(run_id)["reason"] == USER_ERROR
 
 
@@ -215,7 +216,7 @@ def test_quota_waits_longer_and_does_not_use_the_attempt_budget(recovery: Recove
     # the 900 s SQS limit: the message comes back early and is re-enqueued with the rest of the wait
     [(body, delay)] = recovery.queued_relaunches()
     assert delay == 900
-    from spotline.relaunch import RelaunchRequest
+    from spotline.runs.relaunch import RelaunchRequest
 
     early = recovery.relauncher.relaunch(RelaunchRequest.from_body(json.dumps(body)))
     assert early.action == "deferred"
@@ -243,8 +244,8 @@ def test_an_older_run_never_replaces_a_newer_promotion(recovery: Recovery) -> No
     newer = recovery.drop_config(rail_config(), key="configs/newer.yaml")
     recovery.end(job(newer, 1), "Completed", training_s=100, billable_s=30, metrics={"val/mAP50": 0.65})
     recovery.end(job(older, 1), "Completed", training_s=100, billable_s=30, metrics={"val/mAP50": 0.9})
-    model = promoted_model(recovery.ledger.table)
-    assert model is not None and model["run_id"] == newer
+    model = Models(recovery.ledger.table).promoted()
+    assert model is not None and model.run_id == newer
     assert recovery.report(older)["results"]["promotion"] == {
         "gate": "passed",
         "promoted": False,
@@ -257,12 +258,12 @@ def test_an_older_run_never_replaces_a_newer_promotion(recovery: Recovery) -> No
 def test_a_failed_gate_promotes_nothing(recovery: Recovery) -> None:
     run_id = recovery.drop_config(rail_config())
     recovery.end(job(run_id, 1), "Completed", training_s=100, billable_s=30, metrics={"val/mAP50": 0.3})
-    assert promoted_model(recovery.ledger.table) is None
+    assert Models(recovery.ledger.table).promoted() is None
     assert recovery.report(run_id)["results"]["promotion"]["gate"] == "failed"
 
 
 def test_other_teams_jobs_and_unknown_runs_are_ignored(recovery: Recovery) -> None:
-    from tests.recovery_fakes import state_change_event
+    from tests.support.recovery import state_change_event
 
     assert recovery.deliver(state_change_event("team-b-xgboost-2024", "Failed"))[0].action == "ignored"
     assert (
@@ -275,9 +276,9 @@ def test_other_teams_jobs_and_unknown_runs_are_ignored(recovery: Recovery) -> No
 def test_a_quota_on_the_first_create_defers_the_run_instead_of_dropping_it(recovery: Recovery) -> None:
     from botocore.awsrequest import AWSResponse
 
-    from spotline.events import parse_object_created
-    from spotline.relaunch import RelaunchRequest
-    from tests.eventfiles import s3_object_created
+    from spotline.domain.events import parse_object_created
+    from spotline.runs.relaunch import RelaunchRequest
+    from tests.support.events import s3_object_created
 
     quota = {"left": 1}
 
@@ -304,7 +305,7 @@ def test_a_quota_on_the_first_create_defers_the_run_instead_of_dropping_it(recov
     assert outcome.run_id is not None
     assert recovery.job_names() == []
     run = recovery.ledger.get_run(outcome.run_id)
-    assert run is not None and run["status"] == "RETRYING"
+    assert run is not None and run.status == "RETRYING"
     [(body, delay)] = recovery.queued_relaunches()
     assert body["attempt"] == 1 and 450 <= delay <= 900  # 15 minutes for a quota, half of it jitter
     # The event's redelivery neither launches nor queues anything more.
@@ -318,4 +319,4 @@ def test_a_quota_on_the_first_create_defers_the_run_instead_of_dropping_it(recov
     assert relaunched.action == "launched"
     assert recovery.job_names() == [job(outcome.run_id, 1)]
     run = recovery.ledger.get_run(outcome.run_id)
-    assert run is not None and (run["status"], run["attempt"]) == ("RUNNING", 1)
+    assert run is not None and (run.status, run.attempt) == ("RUNNING", 1)

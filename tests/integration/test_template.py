@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from spotline import settings as settings_module
-from spotline.layout import SPOTLINE_PREFIXES, USER_PREFIXES
-from spotline.settings import Settings
+from spotline.domain import settings as settings_module
+from spotline.domain.layout import SPOTLINE_PREFIXES, USER_PREFIXES
+from spotline.domain.settings import Settings
 from spotline_local.template import load_template
-from tests.eventfiles import load_event, s3_object_created
+from tests.support.events import load_event, s3_object_created
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -314,7 +314,7 @@ def test_ledger_schema_is_the_one_the_tests_create_in_moto(stack: Stack, aws_env
     import boto3
     from moto import mock_aws
 
-    from tests.conftest import create_ledger_table
+    from tests.support.aws_account import create_ledger_table
 
     table = stack.resource("LedgerTable")
     with mock_aws():

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from spotline.batching import classify
-from spotline.events import parse_object_created
-from spotline.inference_launch import inference_run_id, manifest_body, split_evenly
-from spotline.inference_results import subject_for, summarize
-from spotline.naming import JOB_NAME, job_name
-from spotline.settings import Settings
-from tests.eventfiles import load_event, s3_object_created
+from spotline.domain.events import parse_object_created
+from spotline.domain.naming import JOB_NAME, job_name
+from spotline.domain.settings import Settings
+from spotline.inference.intake import classify
+from spotline.inference.launch import inference_run_id, manifest_body, split_evenly
+from spotline.inference.results import subject_for, summarize
+from tests.support.events import load_event, s3_object_created
 
 BUCKET = "spotline-drop-123456789012"
 SETTINGS = Settings(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spotline.classify import RULES, Action, Outcome, classify, markdown_table
+from spotline.domain.classify import RULES, Action, Outcome, classify, markdown_table
 
 CAPACITY = (
     "CapacityError: Unable to provision requested ML compute capacity. "

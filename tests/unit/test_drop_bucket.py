@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spotline.drop_bucket import DropBucket
-from spotline.settings import Settings
+from spotline.adapters.drop_bucket import DropBucket
+from spotline.domain.settings import Settings
 
 SETTINGS = Settings(
     bucket="drop",

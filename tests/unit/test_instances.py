@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spotline.instances import has_local_storage
+from spotline.domain.instances import has_local_storage
 
 
 @pytest.mark.parametrize(

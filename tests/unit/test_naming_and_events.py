@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from spotline.events import (
+from spotline.domain.events import (
     EventShapeError,
     decode_event_key,
     parse_object_created,
@@ -14,9 +14,9 @@ from spotline.events import (
     parse_timestamp,
     parse_training_job_state_change,
 )
-from spotline.layout import UnsafeKey, check_user_key
-from spotline.naming import JOB_NAME, job_name, parse_job_name, run_id_for_object, slugify
-from tests.eventfiles import load_event
+from spotline.domain.layout import UnsafeKey, check_user_key
+from spotline.domain.naming import JOB_NAME, job_name, parse_job_name, run_id_for_object, slugify
+from tests.support.events import load_event
 
 
 def test_run_id_is_deterministic_and_readable() -> None:
@@ -75,7 +75,7 @@ def test_object_created_sample() -> None:
         "configs/rail-detector.yaml",
         "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
     )
-    assert obj.reason == "PutObject"
+    assert (obj.etag, obj.size) == ("b1946ac92492d2347c6235b4d2611184", 1024)
 
 
 def test_object_created_without_object_is_a_shape_error() -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from spotline.classify import Action, Outcome
-from spotline.jobspec import Rung
-from spotline.policy import RunPolicy
-from spotline.retry import (
+from spotline.domain.classify import Action, Outcome
+from spotline.domain.policy import RunPolicy
+from spotline.domain.requests import Rung
+from spotline.domain.retry import (
     MAX_BACKOFF_S,
     QUOTA_BACKOFF_S,
     Cap,
@@ -19,6 +19,8 @@ from spotline.retry import (
     plan_relaunch,
     rungs,
 )
+from spotline.domain.states import AttemptStatus
+from spotline.ledger.records import Attempt
 
 
 def policy(**overrides: Any) -> RunPolicy:
@@ -41,13 +43,19 @@ def attempt(
     instance_type: str = "ml.g4dn.xlarge",
     outcome: Outcome = Outcome.SPOT_UNAVAILABLE,
     spot: bool = True,
-) -> dict[str, Any]:
-    return {"attempt": n, "instance_type": instance_type, "spot": spot, "outcome": outcome.value}
+) -> Attempt:
+    return Attempt(
+        run_id="r",
+        attempt=n,
+        job_name=f"spotline-r-a{n:02d}",
+        instance_type=instance_type,
+        spot=spot,
+        status=AttemptStatus.INTERRUPTED,
+        outcome=outcome.value,
+    )
 
 
-def plan(
-    p: RunPolicy, action: Action, attempts: list[dict[str, Any]], spent: float = 0.0
-) -> Relaunch | CapReached:
+def plan(p: RunPolicy, action: Action, attempts: list[Attempt], spent: float = 0.0) -> Relaunch | CapReached:
     return plan_relaunch(p, action, run_id="rail-0123456789ab", attempts=attempts, spent_usd=spent)
 
 

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from spotline.prices import ON_DEMAND_USD_PER_HOUR, PriceTableError, price_table
-from spotline.savings import run_savings
+from spotline.domain.prices import ON_DEMAND_USD_PER_HOUR, PriceTableError, price_table
+from spotline.domain.savings import run_savings
+from spotline.domain.states import AttemptStatus
+from spotline.ledger.records import Attempt
+
+
+def attempt(n: int, instance_type: str, training_s: int = 0, billable_s: int = 0) -> Attempt:
+    return Attempt(
+        run_id="r",
+        attempt=n,
+        job_name=f"spotline-r-a{n:02d}",
+        instance_type=instance_type,
+        spot=True,
+        status=AttemptStatus.COMPLETED,
+        training_s=training_s,
+        billable_s=billable_s,
+    )
 
 
 def test_savings_add_up_over_attempts() -> None:
     attempts = [
-        {
-            "attempt": 1,
-            "instance_type": "ml.g4dn.xlarge",
-            "spot": True,
-            "training_s": 3600,
-            "billable_s": 1080,
-        },
-        {"attempt": 2, "instance_type": "ml.g4dn.xlarge", "spot": True},  # never ran
-        {"attempt": 3, "instance_type": "ml.g5.xlarge", "spot": True, "training_s": 1800, "billable_s": 540},
+        attempt(1, "ml.g4dn.xlarge", 3600, 1080),
+        attempt(2, "ml.g4dn.xlarge"),  # never ran
+        attempt(3, "ml.g5.xlarge", 1800, 540),
     ]
     s = run_savings(attempts, price_table(), instance_count=2)
     assert (s.training_s, s.billable_s) == (5400, 1620)
@@ -33,7 +42,7 @@ def test_savings_add_up_over_attempts() -> None:
 
 
 def test_an_unpriced_type_is_named_not_guessed() -> None:
-    s = run_savings([{"attempt": 1, "instance_type": "ml.x9.huge", "training_s": 60, "billable_s": 20}], {})
+    s = run_savings([attempt(1, "ml.x9.huge", 60, 20)], {})
     assert s.unpriced_types == ("ml.x9.huge",)
     assert s.estimated_cost_usd == 0.0
 

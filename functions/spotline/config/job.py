@@ -125,9 +125,6 @@ class JobSection:
         return issues
 
 
-VAL_METRICS = ("val/mAP50", "val/mAP")
-
-
 @dataclass(frozen=True, kw_only=True)
 class PromoteSection:
     metric: Literal["val/mAP50", "val/mAP"] = setting("val/mAP50", help="the metric the gate reads")

@@ -1,8 +1,7 @@
-"""The ledger: spotline's memory of runs, attempts, batches and models, in one DynamoDB table."""
+"""The ledger: spotline's memory of runs, attempts, batches, closes and the promoted model, in one
+DynamoDB table (:mod:`spotline.ledger.table`), as typed records (:mod:`spotline.ledger.records`).
 
-from __future__ import annotations
-
-from spotline.ledger.runs import AttemptExists, RunLedger, RunSource, TransitionRefused
-from spotline.ledger.table import ConditionFailed, LedgerTable
-
-__all__ = ["AttemptExists", "ConditionFailed", "LedgerTable", "RunLedger", "RunSource", "TransitionRefused"]
+Each item kind has one module that owns its keys and its transitions (runs, batches, models), and
+:mod:`spotline.ledger.notices` is the one send-once protocol. Imports :mod:`spotline.domain` and
+the client factory of :mod:`spotline.adapters.aws`.
+"""

@@ -7,9 +7,7 @@ creation time, then run id). A late-finishing old run can therefore never replac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from spotline.ledger.records import Promotion
 from spotline.ledger.table import ConditionFailed, LedgerTable
 
 MODEL_PK = "MODEL"
@@ -21,24 +19,25 @@ def promotion_order(run_created_at: str, run_id: str) -> str:
     return f"{run_created_at}#{run_id}"
 
 
-def record_promotion(table: LedgerTable, record: Mapping[str, Any], *, order: str) -> bool:
-    """Make ``record`` the promoted model unless a newer run's model is already promoted."""
-    try:
-        table.update(
-            MODEL_PK,
-            PROMOTED_SK,
-            {**record, "order": order},
-            condition="attribute_not_exists(pk) OR #order <= :order",
-            condition_values={"#order": "order", ":order": order},
-        )
-    except ConditionFailed:
-        return False
-    return True
+class Models:
+    def __init__(self, table: LedgerTable) -> None:
+        self.table = table
 
+    def promote(self, promotion: Promotion, *, order: str) -> bool:
+        """Make ``promotion`` the promoted model unless a newer run's model is already promoted."""
+        try:
+            self.table.update(
+                MODEL_PK,
+                PROMOTED_SK,
+                {**promotion.to_attrs(), "order": order},
+                condition="attribute_not_exists(pk) OR #order <= :order",
+                condition_values={"#order": "order", ":order": order},
+            )
+        except ConditionFailed:
+            return False
+        return True
 
-def promoted_model(table: LedgerTable) -> dict[str, Any] | None:
-    """The promoted model's record (run_id, config_key, config_version, metrics, model_artifact, ...)."""
-    item = table.get(MODEL_PK, PROMOTED_SK)
-    if item is None:
-        return None
-    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+    def promoted(self) -> Promotion | None:
+        """The promoted model, or None before the first promotion."""
+        item = self.table.get(MODEL_PK, PROMOTED_SK)
+        return Promotion.from_item(item) if item else None

@@ -1,24 +1,44 @@
-"""Runs and their attempts in the ledger: creation with a launch lease, guarded transitions, notices.
+"""Runs and their attempts in the ledger: creation with a launch lease, guarded transitions.
+
+| item    | pk               | sk            | gsi1pk  | gsi1sk                 |
+|---------|------------------|---------------|---------|------------------------|
+| run     | ``RUN#<run id>`` | ``RUN``       | ``RUNS`` | ``<created>#<run id>`` |
+| attempt | ``RUN#<run id>`` | ``ATTEMPT#NN`` |         |                        |
 
 A run item is created once per run id (a conditional put). The invocation that creates it holds
 a *launch lease* until it has started the first job; a duplicate event arriving while the lease
 is held backs off (raises, so it is retried later), and one arriving after the lease expired
 takes the launch over — so a Lambda that timed out mid-launch never leaves a run stuck.
+
+What the first job is created with (policy, request, config snapshot) is written while the run
+is still PENDING, *before* ``CreateTrainingJob``: a value the table cannot store is refused
+before anything is paid for, and a run whose launch died after the create can be caught up from
+its own record.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from spotline.domain.policy import RunPolicy
+from spotline.domain.states import ALLOWED_TRANSITIONS, AttemptStatus, RunKind, RunStatus
+from spotline.domain.timefmt import iso_utc
+from spotline.ledger.records import (
+    Attempt,
+    AttemptEnd,
+    InferencePart,
+    NextAttempt,
+    Run,
+    RunSource,
+    next_attempt_attrs,
+)
 from spotline.ledger.table import GSI1, ConditionFailed, LedgerTable
-from spotline.states import ALLOWED_TRANSITIONS, RunStatus
-from spotline.timefmt import iso_utc as _iso
 
 RUN_SK = "RUN"
 RUNS_INDEX_PK = "RUNS"
+ATTEMPT_PREFIX = "ATTEMPT#"
 
 
 def run_pk(run_id: str) -> str:
@@ -26,7 +46,7 @@ def run_pk(run_id: str) -> str:
 
 
 def attempt_sk(attempt: int) -> str:
-    return f"ATTEMPT#{attempt:02d}"
+    return f"{ATTEMPT_PREFIX}{attempt:02d}"
 
 
 class TransitionRefused(Exception):
@@ -37,56 +57,56 @@ class AttemptExists(Exception):
     """This attempt of the run was already recorded (a duplicate event or a concurrent relaunch)."""
 
 
-@dataclass(frozen=True)
-class RunSource:
-    """The S3 object (or batch) a run came from."""
-
-    bucket: str
-    key: str
-    version: str
-
-
 class RunLedger:
+    """Every read and write of run and attempt items; records in, records out."""
+
     def __init__(self, table: LedgerTable) -> None:
         self.table = table
+
+    # -- runs ---------------------------------------------------------------------------------------
 
     def create_run(
         self,
         run_id: str,
         *,
-        kind: str,
+        kind: RunKind,
         source: RunSource,
         now: float,
         lease_seconds: int,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
+        inference: InferencePart | None = None,
+    ) -> Run | None:
         """Create the run as PENDING with a launch lease; None if the run already exists."""
-        created = _iso(now)
+        created = iso_utc(now)
+        run = Run(
+            run_id=run_id,
+            kind=kind,
+            status=RunStatus.PENDING,
+            source=source,
+            created_at=created,
+            updated_at=created,
+            lease_until=int(now) + lease_seconds,
+            inference=inference,
+        )
         item = {
             "pk": run_pk(run_id),
             "sk": RUN_SK,
-            "run_id": run_id,
-            "kind": kind,
-            "status": RunStatus.PENDING.value,
-            "source_bucket": source.bucket,
-            "source_key": source.key,
-            "source_version": source.version,
-            "created_at": created,
-            "updated_at": created,
-            "lease_until": int(now) + lease_seconds,
-            "attempt": 0,
             "gsi1pk": RUNS_INDEX_PK,
             "gsi1sk": f"{created}#{run_id}",
-            **(attrs or {}),
+            **run.to_item(),
         }
         try:
             self.table.put_new(item)
         except ConditionFailed:
             return None
-        return item
+        return run
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self.table.get(run_pk(run_id), RUN_SK)
+    def get_run(self, run_id: str) -> Run | None:
+        item = self.table.get(run_pk(run_id), RUN_SK)
+        return Run.from_item(item) if item else None
+
+    def recent_runs(self, limit: int = 50) -> list[Run]:
+        items = self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)
+        return [Run.from_item(i) for i in items]
 
     def take_over_launch(self, run_id: str, *, seen_lease_until: int, now: float, lease_seconds: int) -> bool:
         """Take an expired launch lease of a PENDING run; False if someone else holds or took it."""
@@ -94,7 +114,7 @@ class RunLedger:
             self.table.update(
                 run_pk(run_id),
                 RUN_SK,
-                {"lease_until": int(now) + lease_seconds, "updated_at": _iso(now)},
+                {"lease_until": int(now) + lease_seconds, "updated_at": iso_utc(now)},
                 condition="#st = :pending AND lease_until = :seen",
                 condition_values={
                     "#st": "status",
@@ -112,27 +132,151 @@ class RunLedger:
             self.table.update(
                 run_pk(run_id),
                 RUN_SK,
-                {"lease_until": 0, "updated_at": _iso(now)},
+                {"lease_until": 0, "updated_at": iso_utc(now)},
                 condition="#st = :pending",
                 condition_values={"#st": "status", ":pending": RunStatus.PENDING.value},
             )
 
-    def transition(
+    def record_launch(
+        self,
+        run_id: str,
+        *,
+        policy: RunPolicy,
+        first_request: Mapping[str, Any],
+        config_key: str | None,
+        now: float,
+    ) -> Run:
+        """Keep what the first job is created with, while the run is PENDING (before the create).
+
+        Raises :class:`spotline.ledger.table.UnstorableValue` for a value the table cannot hold
+        and :class:`TransitionRefused` if the run is no longer PENDING.
+        """
+        try:
+            item = self.table.update(
+                run_pk(run_id),
+                RUN_SK,
+                {
+                    "policy": policy.to_item(),
+                    "first_request": dict(first_request),
+                    "config_key": config_key,
+                    "updated_at": iso_utc(now),
+                },
+                condition="#st = :pending",
+                condition_values={"#st": "status", ":pending": RunStatus.PENDING.value},
+            )
+        except ConditionFailed as e:
+            raise TransitionRefused(f"run {run_id} is no longer PENDING") from e
+        return Run.from_item(item)
+
+    def mark_running(
+        self,
+        run_id: str,
+        *,
+        attempt: int,
+        now: float,
+        expected: RunStatus,
+        expected_attempt: int | None = None,
+    ) -> Run:
+        """The run's ``attempt`` has its job: PENDING or RETRYING -> RUNNING."""
+        return self._transition(
+            run_id,
+            RunStatus.RUNNING,
+            now=now,
+            expected=[expected],
+            expected_attempt=expected_attempt,
+            attrs={"attempt": attempt},
+        )
+
+    def mark_retrying(
+        self,
+        run_id: str,
+        next_attempt: NextAttempt,
+        *,
+        now: float,
+        expected: RunStatus,
+        expected_attempt: int | None = None,
+        create_quota_hits: int | None = None,
+    ) -> Run:
+        """The run waits for ``next_attempt`` (its relaunch is on the delay queue)."""
+        attrs: dict[str, Any] = next_attempt_attrs(next_attempt)
+        if create_quota_hits is not None:
+            attrs["create_quota_hits"] = create_quota_hits
+        return self._transition(
+            run_id,
+            RunStatus.RETRYING,
+            now=now,
+            expected=[expected],
+            expected_attempt=expected_attempt,
+            attrs=attrs,
+        )
+
+    def defer_for_quota(self, run_id: str, *, attempt: int, hits: int, not_before: int, now: float) -> Run:
+        """A RETRYING run's create hit a quota: the same attempt waits until ``not_before``."""
+        try:
+            item = self.table.update(
+                run_pk(run_id),
+                RUN_SK,
+                {"create_quota_hits": hits, "not_before": not_before, "updated_at": iso_utc(now)},
+                condition="#st = :retrying AND next_attempt = :n",
+                condition_values={"#st": "status", ":retrying": RunStatus.RETRYING.value, ":n": attempt},
+            )
+        except ConditionFailed as e:
+            raise TransitionRefused(f"run {run_id} no longer waits for attempt {attempt}") from e
+        return Run.from_item(item)
+
+    def settle(
         self,
         run_id: str,
         to: RunStatus,
         *,
         now: float,
-        expected: Iterable[RunStatus] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-        expected_attempt: int | None = None,
-    ) -> dict[str, Any]:
-        """Move the run to ``to`` if it is in one of ``expected`` (default: every state allowed to)."""
-        sources = (
-            list(expected)
-            if expected is not None
-            else [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+        expected: Iterable[RunStatus],
+        attempt: int | None,
+        outcome: str,
+        reason: str,
+        cap: str | None = None,
+    ) -> Run:
+        """Move the run to a terminal state after ``attempt`` (None: whatever attempt it is at)."""
+        return self._transition(
+            run_id,
+            to,
+            now=now,
+            expected=expected,
+            expected_attempt=attempt,
+            attrs={"outcome": outcome, "reason": reason, "finished_at": iso_utc(now), "cap": cap},
         )
+
+    def reject(self, run_id: str, *, errors: Iterable[str], report_key: str, now: float) -> Run:
+        """A config that must not start a job: PENDING -> REJECTED."""
+        return self._transition(
+            run_id,
+            RunStatus.REJECTED,
+            now=now,
+            expected=[RunStatus.PENDING],
+            attrs={"errors": list(errors), "report_key": report_key, "finished_at": iso_utc(now)},
+        )
+
+    def fail_launch(self, run_id: str, *, reason: str, now: float) -> Run:
+        """SageMaker refused the first job itself: PENDING -> FAILED."""
+        return self._transition(
+            run_id,
+            RunStatus.FAILED,
+            now=now,
+            expected=[RunStatus.PENDING],
+            attrs={"errors": [reason], "reason": reason, "finished_at": iso_utc(now)},
+        )
+
+    def _transition(
+        self,
+        run_id: str,
+        to: RunStatus,
+        *,
+        now: float,
+        expected: Iterable[RunStatus],
+        attrs: Mapping[str, Any],
+        expected_attempt: int | None = None,
+    ) -> Run:
+        sources = list(expected)
         illegal = [s for s in sources if to not in ALLOWED_TRANSITIONS.get(s, frozenset())]
         if illegal:
             raise ValueError(f"{', '.join(illegal)} -> {to} is not an allowed transition")
@@ -142,86 +286,52 @@ class RunLedger:
             condition += " AND attempt = :attempt"
             values[":attempt"] = expected_attempt
         try:
-            return self.table.update(
+            item = self.table.update(
                 run_pk(run_id),
                 RUN_SK,
-                {"status": to.value, "updated_at": _iso(now), **(attrs or {})},
+                {"status": to.value, "updated_at": iso_utc(now), **attrs},
                 condition=condition,
                 condition_values={"#st": "status", **values},
             )
         except ConditionFailed as e:
             raise TransitionRefused(f"run {run_id}: not in {', '.join(sources)}; refused -> {to}") from e
+        return Run.from_item(item)
 
-    def record_attempt(self, run_id: str, attempt: int, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """Record a new attempt of the run; :class:`AttemptExists` if it is already there."""
-        item = {
-            "pk": run_pk(run_id),
-            "sk": attempt_sk(attempt),
-            "run_id": run_id,
-            "attempt": attempt,
-            **attrs,
-        }
+    # -- attempts -----------------------------------------------------------------------------------
+
+    def record_attempt(self, attempt: Attempt) -> Attempt:
+        """Record a new attempt of a run; :class:`AttemptExists` if it is already there."""
+        item = {"pk": run_pk(attempt.run_id), "sk": attempt_sk(attempt.attempt), **attempt.to_item()}
         try:
             self.table.put_new(item)
         except ConditionFailed as e:
-            raise AttemptExists(f"run {run_id} attempt {attempt} already recorded") from e
-        return item
+            raise AttemptExists(f"run {attempt.run_id} attempt {attempt.attempt} already recorded") from e
+        return attempt
 
-    def get_attempt(self, run_id: str, attempt: int) -> dict[str, Any] | None:
-        return self.table.get(run_pk(run_id), attempt_sk(attempt))
+    def get_attempt(self, run_id: str, attempt: int) -> Attempt | None:
+        item = self.table.get(run_pk(run_id), attempt_sk(attempt))
+        return Attempt.from_item(item) if item else None
 
-    def update_attempt(
-        self,
-        run_id: str,
-        attempt: int,
-        attrs: Mapping[str, Any],
-        *,
-        only_if_status: Iterable[str] | None = None,
-    ) -> dict[str, Any]:
-        """Update an attempt; with ``only_if_status`` the write is refused (ConditionFailed) otherwise."""
-        condition = None
-        values: dict[str, Any] = {}
-        if only_if_status is not None:
-            statuses = list(only_if_status)
-            values = {f":as{i}": s for i, s in enumerate(statuses)}
-            condition = "#ast IN (" + ", ".join(values) + ")"
-            values["#ast"] = "status"
-        return self.table.update(
-            run_pk(run_id), attempt_sk(attempt), attrs, condition=condition, condition_values=values
+    def attempts(self, run_id: str) -> list[Attempt]:
+        return [Attempt.from_item(i) for i in self.table.query(run_pk(run_id), ATTEMPT_PREFIX)]
+
+    def attempt_launched(self, run_id: str, attempt: int, *, now: float) -> Attempt:
+        item = self.table.update(
+            run_pk(run_id),
+            attempt_sk(attempt),
+            {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": iso_utc(now)},
         )
+        return Attempt.from_item(item)
 
-    def attempts(self, run_id: str) -> list[dict[str, Any]]:
-        return self.table.query(run_pk(run_id), "ATTEMPT#")
+    def attempt_ended(self, run_id: str, attempt: int, end: AttemptEnd) -> Attempt:
+        item = self.table.update(run_pk(run_id), attempt_sk(attempt), end.to_attrs())
+        return Attempt.from_item(item)
 
-    def claim_notice(self, run_id: str, what: str, now: float) -> bool:
-        """True exactly once per (run, what): the caller that gets True sends the notice."""
-        try:
-            self.table.put_new({"pk": run_pk(run_id), "sk": f"NOTICE#{what}", "sent_at": _iso(now)})
-        except ConditionFailed:
-            return False
-        return True
-
-    def notice_claimed(self, run_id: str, what: str) -> bool:
-        """Whether the notice ``what`` of the run was already claimed."""
-        return self.table.get(run_pk(run_id), f"NOTICE#{what}") is not None
-
-    def release_notice(self, run_id: str, what: str) -> None:
-        """Undo a claim whose notice could not be sent, so a retry sends it."""
-        self.table.delete(run_pk(run_id), f"NOTICE#{what}")
-
-    def send_notice_once(self, run_id: str, what: str, now: float, send: Callable[[], object]) -> bool:
-        """Run ``send`` unless the notice was already claimed; a failed send leaves it unclaimed.
-
-        True if this caller sent it. A retry after a failure sends it; a duplicate never does.
-        """
-        if not self.claim_notice(run_id, what, now):
-            return False
-        try:
-            send()
-        except Exception:
-            self.release_notice(run_id, what)
-            raise
-        return True
-
-    def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)
+    def attempt_refused(self, run_id: str, attempt: int, reason: str) -> Attempt:
+        """SageMaker refused to create this attempt's job."""
+        item = self.table.update(
+            run_pk(run_id),
+            attempt_sk(attempt),
+            {"status": AttemptStatus.FAILED.value, "failure_reason": reason},
+        )
+        return Attempt.from_item(item)

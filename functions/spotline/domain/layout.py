@@ -1,0 +1,68 @@
+"""The drop bucket's layout: which prefixes users write and which spotline writes.
+
+Users write ``configs/``, ``datasets/`` and ``inference/``; spotline writes only under ``runs/``
+and ``results/`` (the promoted model is a ledger record, not an object). Nothing spotline writes
+can therefore trigger it again.
+"""
+
+from __future__ import annotations
+
+CONFIGS = "configs/"
+DATASETS = "datasets/"
+INFERENCE = "inference/"
+RUNS = "runs/"
+RESULTS = "results/"
+USER_PREFIXES = (CONFIGS, DATASETS, INFERENCE)
+SPOTLINE_PREFIXES = (RUNS, RESULTS)
+CONFIG_SUFFIXES = (".yaml", ".yml")
+MAX_KEY_BYTES = 1024
+
+
+class UnsafeKey(ValueError):
+    """An S3 key spotline refuses to act on (path tricks, control characters, wrong prefix)."""
+
+
+def check_user_key(key: str, prefix: str) -> str:
+    """``key`` if it is a plain object key under ``prefix``; raise :class:`UnsafeKey` otherwise."""
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise UnsafeKey(f"key longer than {MAX_KEY_BYTES} bytes")
+    if not key.startswith(prefix):
+        raise UnsafeKey(f"key {key!r} is not under {prefix}")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in ("", ".", ".."):
+        raise UnsafeKey(f"key {key!r} has an empty, '.' or '..' path segment")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise UnsafeKey(f"key {key!r} has control characters")
+    return key
+
+
+def is_config_key(key: str) -> bool:
+    return key.startswith(CONFIGS) and key.lower().endswith(CONFIG_SUFFIXES)
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{RUNS}{run_id}/"
+
+
+def run_config_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}config.yaml"
+
+
+def run_rejection_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}rejection.json"
+
+
+def run_report_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}report.json"
+
+
+def checkpoint_uri(bucket: str, run_id: str) -> str:
+    return f"s3://{bucket}/{run_prefix(run_id)}checkpoints/"
+
+
+def output_uri(bucket: str, run_id: str) -> str:
+    return f"s3://{bucket}/{run_prefix(run_id)}output/"
+
+
+def results_prefix(batch: str) -> str:
+    return f"{RESULTS}{batch}/"

@@ -1,0 +1,576 @@
+"""What the ledger stores, as typed records: runs, attempts, batches, closes, images, promotions.
+
+Each record is a frozen dataclass with ``from_item`` (a DynamoDB item, type-checked field by
+field: a malformed item raises :class:`RecordError` naming the field) and ``to_item`` (checked
+for what DynamoDB can store, see :func:`spotline.ledger.table.check_storable`). Flows read
+attributes, never item keys; the item keys are written here and in the record's ledger module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spotline.domain.classify import Outcome
+from spotline.domain.model_choice import ModelChoice
+from spotline.domain.policy import RunPolicy
+from spotline.domain.states import AttemptStatus, RunKind, RunStatus
+from spotline.ledger.table import check_storable
+
+
+class RecordError(ValueError):
+    """A ledger item that does not have the shape its record needs."""
+
+
+class _Fields:
+    """Typed reads of one item's attributes; every failure names the item and the attribute."""
+
+    def __init__(self, item: Mapping[str, Any], what: str) -> None:
+        self.item, self.what = item, what
+
+    def _fail(self, key: str, expected: str) -> RecordError:
+        return RecordError(f"{self.what}: {key} is {self.item.get(key)!r}, expected {expected}")
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.item.get(key, default)
+        if not isinstance(value, str):
+            raise self._fail(key, "text")
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        return None if self.item.get(key) is None else self.text(key)
+
+    def whole(self, key: str, default: int | None = None) -> int:
+        value = self.item.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise self._fail(key, "a whole number")
+        return int(value)
+
+    def opt_whole(self, key: str) -> int | None:
+        return None if self.item.get(key) is None else self.whole(key)
+
+    def number(self, key: str, default: float | None = None) -> float:
+        value = self.item.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._fail(key, "a number")
+        return float(value)
+
+    def opt_number(self, key: str) -> float | None:
+        return None if self.item.get(key) is None else self.number(key)
+
+    def flag(self, key: str, default: bool | None = None) -> bool:
+        value = self.item.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
+    def mapping(self, key: str) -> Mapping[str, Any] | None:
+        value = self.item.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self._fail(key, "a mapping")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.item.get(key) or ()
+        if not isinstance(value, list | tuple | set | frozenset) or not all(
+            isinstance(v, str) for v in value
+        ):
+            raise self._fail(key, "a list of text")
+        return tuple(sorted(value) if isinstance(value, set | frozenset) else value)
+
+
+def _checked(item: dict[str, Any], what: str) -> dict[str, Any]:
+    """``item`` without None values, refused (by attribute name) if DynamoDB could not store it."""
+    clean = {k: v for k, v in item.items() if v is not None}
+    check_storable(clean, what)
+    return clean
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """The S3 object (or batch part) a run came from."""
+
+    bucket: str
+    key: str
+    version: str
+
+
+@dataclass(frozen=True)
+class NextAttempt:
+    """The attempt a RETRYING run waits to launch: where, and not before when."""
+
+    attempt: int
+    instance_type: str
+    spot: bool
+    not_before: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class InferencePart:
+    """One part of a batch's close, run as one inference job."""
+
+    batch: str
+    generation: int
+    part: int
+    parts: int
+    image_count: int
+    manifest_key: str
+    model: ModelChoice
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run: its origin, where it stands, how it recovers, and how it ended."""
+
+    run_id: str
+    kind: RunKind
+    status: RunStatus
+    source: RunSource
+    created_at: str
+    updated_at: str
+    attempt: int = 0
+    lease_until: int = 0
+    config_key: str | None = None
+    policy: RunPolicy | None = None
+    first_request: Mapping[str, Any] | None = None
+    next: NextAttempt | None = None
+    create_quota_hits: int = 0
+    outcome: str | None = None
+    reason: str = ""
+    cap: str | None = None
+    finished_at: str | None = None
+    errors: tuple[str, ...] = ()
+    report_key: str | None = None
+    inference: InferencePart | None = None
+
+    @property
+    def label(self) -> str:
+        """The file name people recognise the run by (its config, or its batch folder)."""
+        return (self.source.key or self.run_id).rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def checkpoint_uri(self) -> str | None:
+        request = self.first_request or {}
+        uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
+        return str(uri) if uri else None
+
+    @property
+    def launch_recorded(self) -> bool:
+        """Whether what the first job was created with (policy and request) is in the ledger."""
+        return self.policy is not None and self.first_request is not None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Run:
+        f = _Fields(item, f"run {item.get('run_id')!r}")
+        policy = f.mapping("policy")
+        next_attempt = f.opt_whole("next_attempt")
+        inference = None
+        if item.get("batch") is not None:
+            model = f.mapping("model")
+            if model is None:
+                raise RecordError(f"run {item.get('run_id')!r}: an inference part without its model")
+            inference = InferencePart(
+                batch=f.text("batch"),
+                generation=f.whole("generation", 1),
+                part=f.whole("part", 1),
+                parts=f.whole("parts", 1),
+                image_count=f.whole("image_count", 0),
+                manifest_key=f.text("manifest_key"),
+                model=ModelChoice.from_item(model),
+            )
+        return cls(
+            run_id=f.text("run_id"),
+            kind=RunKind(f.text("kind", RunKind.TRAINING.value)),
+            status=RunStatus(f.text("status")),
+            source=RunSource(f.text("source_bucket"), f.text("source_key"), f.text("source_version")),
+            created_at=f.text("created_at"),
+            updated_at=f.text("updated_at", item.get("created_at")),
+            attempt=f.whole("attempt", 0),
+            lease_until=f.whole("lease_until", 0),
+            config_key=f.opt_text("config_key"),
+            policy=RunPolicy.from_item(policy) if policy is not None else None,
+            first_request=f.mapping("first_request"),
+            next=NextAttempt(
+                attempt=next_attempt,
+                instance_type=f.text("next_instance_type"),
+                spot=f.flag("next_spot"),
+                not_before=f.whole("not_before", 0),
+                reason=f.text("retry_reason", item.get("last_reason") or ""),
+            )
+            if next_attempt is not None
+            else None,
+            create_quota_hits=f.whole("create_quota_hits", 0),
+            outcome=f.opt_text("outcome"),
+            reason=f.text("reason", ""),
+            cap=f.opt_text("cap"),
+            finished_at=f.opt_text("finished_at"),
+            errors=f.texts("errors"),
+            report_key=f.opt_text("report_key"),
+            inference=inference,
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        """The run's own attributes (the ledger adds its keys and index attributes)."""
+        item: dict[str, Any] = {
+            "run_id": self.run_id,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "source_bucket": self.source.bucket,
+            "source_key": self.source.key,
+            "source_version": self.source.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "attempt": self.attempt,
+            "lease_until": self.lease_until,
+            "config_key": self.config_key,
+            "policy": self.policy.to_item() if self.policy else None,
+            "first_request": dict(self.first_request) if self.first_request is not None else None,
+            **(next_attempt_attrs(self.next) if self.next else {}),
+            "create_quota_hits": self.create_quota_hits or None,
+            "outcome": self.outcome,
+            "reason": self.reason or None,
+            "cap": self.cap,
+            "finished_at": self.finished_at,
+            "errors": list(self.errors) or None,
+            "report_key": self.report_key,
+            **(inference_attrs(self.inference) if self.inference else {}),
+        }
+        return _checked(item, f"run {self.run_id}")
+
+
+def next_attempt_attrs(next_attempt: NextAttempt) -> dict[str, Any]:
+    return {
+        "next_attempt": next_attempt.attempt,
+        "next_instance_type": next_attempt.instance_type,
+        "next_spot": next_attempt.spot,
+        "not_before": next_attempt.not_before,
+        "retry_reason": next_attempt.reason,
+    }
+
+
+def inference_attrs(part: InferencePart) -> dict[str, Any]:
+    return {
+        "batch": part.batch,
+        "generation": part.generation,
+        "part": part.part,
+        "parts": part.parts,
+        "image_count": part.image_count,
+        "manifest_key": part.manifest_key,
+        "model": part.model.to_item(),
+    }
+
+
+# -- attempts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """What DescribeTrainingJob says about an attempt that ended, as spotline classified it."""
+
+    status: AttemptStatus
+    outcome: Outcome
+    job_status: str
+    secondary_status: str | None
+    failure_reason: str | None
+    training_s: int
+    billable_s: int
+    ended_at: str | None
+
+    def to_attrs(self) -> dict[str, Any]:
+        return _checked(
+            {
+                "status": self.status.value,
+                "outcome": self.outcome.value,
+                "job_status": self.job_status,
+                "secondary_status": self.secondary_status,
+                "failure_reason": self.failure_reason,
+                "training_s": self.training_s,
+                "billable_s": self.billable_s,
+                "ended_at": self.ended_at,
+            },
+            "attempt end",
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One training job of a run (attempt N is job ``<prefix>-<run id>-aNN``)."""
+
+    run_id: str
+    attempt: int
+    job_name: str
+    instance_type: str
+    spot: bool
+    status: AttemptStatus
+    outcome: str | None = None
+    job_status: str | None = None
+    secondary_status: str | None = None
+    failure_reason: str | None = None
+    training_s: int = 0
+    billable_s: int = 0
+    launched_at: str | None = None
+    ended_at: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Attempt:
+        f = _Fields(item, f"attempt {item.get('run_id')!r}#{item.get('attempt')!r}")
+        return cls(
+            run_id=f.text("run_id"),
+            attempt=f.whole("attempt"),
+            job_name=f.text("job_name"),
+            instance_type=f.text("instance_type"),
+            spot=f.flag("spot"),
+            status=AttemptStatus(f.text("status")),
+            outcome=f.opt_text("outcome"),
+            job_status=f.opt_text("job_status"),
+            secondary_status=f.opt_text("secondary_status"),
+            failure_reason=f.opt_text("failure_reason"),
+            training_s=f.whole("training_s", 0),
+            billable_s=f.whole("billable_s", 0),
+            launched_at=f.opt_text("launched_at"),
+            ended_at=f.opt_text("ended_at"),
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        return _checked(
+            {
+                "run_id": self.run_id,
+                "attempt": self.attempt,
+                "job_name": self.job_name,
+                "instance_type": self.instance_type,
+                "spot": self.spot,
+                "status": self.status.value,
+                "outcome": self.outcome,
+                "job_status": self.job_status,
+                "secondary_status": self.secondary_status,
+                "failure_reason": self.failure_reason,
+                "training_s": self.training_s,
+                "billable_s": self.billable_s,
+                "launched_at": self.launched_at,
+                "ended_at": self.ended_at,
+            },
+            f"attempt {self.run_id}#{self.attempt}",
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The attempt as reports and alerts show it (every field, None where unknown)."""
+        return {
+            "attempt": self.attempt,
+            "job_name": self.job_name,
+            "instance_type": self.instance_type,
+            "spot": self.spot,
+            "status": self.status.value,
+            "outcome": self.outcome,
+            "secondary_status": self.secondary_status,
+            "failure_reason": self.failure_reason,
+            "training_s": self.training_s,
+            "billable_s": self.billable_s,
+            "launched_at": self.launched_at,
+            "ended_at": self.ended_at,
+        }
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+WRITER_PREFIX = "writer#"
+
+
+@dataclass(frozen=True)
+class Writer:
+    """An intake invocation registered as writing images into one generation of a batch."""
+
+    generation: int
+    expires: float
+
+
+@dataclass(frozen=True)
+class Batch:
+    """An image folder under ``inference/``: its open generation and what waits to be closed."""
+
+    batch: str
+    generation: int = 1
+    image_count: int = 0
+    ready: bool = False
+    first_seen: float | None = None
+    last_seen: float | None = None
+    pending_closes: tuple[int, ...] = ()
+    last_close_reason: str | None = None
+    writers: Mapping[str, Writer] = field(default_factory=dict)
+
+    def live_writers(self, generation: int, now: float) -> list[str]:
+        """Writer ids still registered (lease not expired) for ``generation``."""
+        return sorted(w for w, v in self.writers.items() if v.generation == generation and v.expires > now)
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Batch:
+        f = _Fields(item, f"batch {item.get('batch')!r}")
+        writers = {}
+        for name, value in item.items():
+            if name.startswith(WRITER_PREFIX) and isinstance(value, Mapping):
+                w = _Fields(value, f"batch {item.get('batch')!r} {name}")
+                writers[name[len(WRITER_PREFIX) :]] = Writer(w.whole("generation", 0), w.number("expires", 0))
+        pending = item.get("pending_closes") or ()
+        if not all(isinstance(g, int) for g in pending):
+            raise RecordError(f"batch {item.get('batch')!r}: pending_closes is {pending!r}")
+        return cls(
+            batch=f.text("batch"),
+            generation=f.whole("generation", 1),
+            image_count=f.whole("image_count", 0),
+            ready=f.flag("ready", False),
+            first_seen=f.opt_number("first_seen"),
+            last_seen=f.opt_number("last_seen"),
+            pending_closes=tuple(sorted(int(g) for g in pending)),
+            last_close_reason=f.opt_text("last_close_reason"),
+            writers=writers,
+        )
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image object of a batch, as the intake records it."""
+
+    key: str
+    relative_key: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ClosePart:
+    """One part of a close: its run, its place among the parts, its manifest."""
+
+    run_id: str
+    part: int
+    parts: int
+    images: int
+    manifest_key: str
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "part": self.part,
+            "parts": self.parts,
+            "images": self.images,
+            "manifest_key": self.manifest_key,
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> ClosePart:
+        f = _Fields(item, f"close part {item.get('run_id')!r}")
+        return cls(
+            f.text("run_id"), f.whole("part"), f.whole("parts"), f.whole("images"), f.text("manifest_key")
+        )
+
+
+@dataclass(frozen=True)
+class BatchClose:
+    """A sealed generation of a batch: its parts, its model, how far its launch and results got."""
+
+    batch: str
+    generation: int
+    parts: tuple[ClosePart, ...]
+    image_count: int
+    model: ModelChoice
+    reason: str
+    status: str
+    closed_at: str
+    launched_at: str | None = None
+    done_parts: frozenset[str] = frozenset()
+
+    def to_attrs(self) -> dict[str, Any]:
+        return _checked(
+            {
+                "batch": self.batch,
+                "generation": self.generation,
+                "parts": [p.to_item() for p in self.parts],
+                "image_count": self.image_count,
+                "model": self.model.to_item(),
+                "reason": self.reason,
+                "status": self.status,
+                "closed_at": self.closed_at,
+                "launched_at": self.launched_at,
+            },
+            f"close {self.batch}#{self.generation}",
+        )
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> BatchClose:
+        f = _Fields(item, f"close {item.get('batch')!r}#{item.get('generation')!r}")
+        model = f.mapping("model")
+        if model is None:
+            raise RecordError(f"close {item.get('batch')!r}: no model")
+        return cls(
+            batch=f.text("batch"),
+            generation=f.whole("generation"),
+            parts=tuple(ClosePart.from_item(p) for p in item.get("parts") or ()),
+            image_count=f.whole("image_count", 0),
+            model=ModelChoice.from_item(model),
+            reason=f.text("reason", ""),
+            status=f.text("status", ""),
+            closed_at=f.text("closed_at", ""),
+            launched_at=f.opt_text("launched_at"),
+            done_parts=frozenset(f.texts("done_parts")),
+        )
+
+
+# -- the promoted model ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The model inference runs with by default, and where it came from."""
+
+    run_id: str
+    model_artifact: str
+    config_key: str | None = None
+    config_version: str | None = None
+    config_snapshot: str | None = None
+    job_name: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    gate: Mapping[str, Any] = field(default_factory=dict)
+    run_created_at: str | None = None
+    promoted_at: str | None = None
+
+    def lineage(self) -> dict[str, Any]:
+        """Where the model came from, as summaries and reports show it."""
+        return {k: v for k, v in self.to_attrs().items() if v not in (None, {}, "")}
+
+    def to_attrs(self) -> dict[str, Any]:
+        return _checked(
+            {
+                "run_id": self.run_id,
+                "model_artifact": self.model_artifact,
+                "config_key": self.config_key,
+                "config_version": self.config_version,
+                "config_snapshot": self.config_snapshot,
+                "job_name": self.job_name,
+                "metrics": dict(self.metrics),
+                "gate": dict(self.gate),
+                "run_created_at": self.run_created_at,
+                "promoted_at": self.promoted_at,
+            },
+            f"promotion of {self.run_id}",
+        )
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Promotion:
+        f = _Fields(item, "the promoted model")
+        return cls(
+            run_id=f.text("run_id"),
+            model_artifact=f.text("model_artifact"),
+            config_key=f.opt_text("config_key"),
+            config_version=f.opt_text("config_version"),
+            config_snapshot=f.opt_text("config_snapshot"),
+            job_name=f.opt_text("job_name"),
+            metrics={str(k): float(v) for k, v in (f.mapping("metrics") or {}).items()},
+            gate=dict(f.mapping("gate") or {}),
+            run_created_at=f.opt_text("run_created_at"),
+            promoted_at=f.opt_text("promoted_at"),
+        )

@@ -1,0 +1,256 @@
+"""A training job ended: classify why, then publish, relaunch from the checkpoints, or stop and alert.
+
+The flow, for one ``SageMaker Training Job State Change`` event:
+
+1. keep only spotline's jobs (``<prefix>-<run id>-aNN``) in a terminal status;
+2. find the run; an event of an older attempt than the run's is stale and ignored, one of a
+   newer attempt than the ledger knows (its relaunch has not recorded it yet) is retried later;
+   a run already settled for this attempt, with its notice sent, is a duplicate;
+3. DescribeTrainingJob (events lack failure reasons and billable seconds) and record the
+   attempt's outcome and seconds;
+4. classify (:mod:`spotline.domain.classify`) and act: publish, or plan a relaunch on the ladder
+   (:mod:`spotline.domain.retry`) — the run goes RETRYING and a message waits on the relaunch delay
+   queue — or, when a cap stops the ladder, fail with an alert naming the cap.
+
+Every step is a conditional write or guarded by a notice, so redelivered events (SageMaker's
+and EventBridge's) create no second job and send no second message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spotline.adapters.relaunch_queue import RelaunchQueue
+from spotline.adapters.training_jobs import TrainingJobs
+from spotline.domain.classify import TERMINAL_JOB_STATUSES, Action, Outcome, Rule, classify
+from spotline.domain.events import TrainingJobStateChange, parse_timestamp
+from spotline.domain.naming import parse_job_name
+from spotline.domain.policy import RunPolicy
+from spotline.domain.retry import CapReached, plan_relaunch
+from spotline.domain.savings import spent_usd
+from spotline.domain.settings import Settings
+from spotline.domain.states import AttemptStatus, RunStatus
+from spotline.domain.timefmt import iso_utc
+from spotline.ledger.notices import Notices
+from spotline.ledger.records import AttemptEnd, NextAttempt, Run
+from spotline.ledger.runs import RunLedger, TransitionRefused, run_pk
+from spotline.runs.publish import RunPublisher, notice_for
+
+logger = logging.getLogger(__name__)
+
+_ATTEMPT_STATUS = {
+    Outcome.COMPLETED: AttemptStatus.COMPLETED,
+    Outcome.SPOT_UNAVAILABLE: AttemptStatus.INTERRUPTED,
+    Outcome.STOPPED_BY_USER: AttemptStatus.STOPPED,
+    Outcome.MAX_RUNTIME: AttemptStatus.STOPPED,
+}
+
+
+@dataclass(frozen=True)
+class EndedAttempt:
+    """An attempt that ended, with its run, its classification and DescribeTrainingJob's answer."""
+
+    run: Run
+    attempt: int
+    rule: Rule
+    describe: Mapping[str, Any]
+
+
+class RunNotCaughtUp(Exception):
+    """The event is ahead of the ledger (a job that ended before its launch was recorded): retry later."""
+
+
+@dataclass(frozen=True)
+class StateOutcome:
+    """What one event did: ignored, stale, duplicate, succeeded, failed, cancelled or retrying."""
+
+    action: str
+    run_id: str | None = None
+    attempt: int | None = None
+    outcome: str | None = None
+    reason: str = ""
+    next_attempt: int | None = None
+    delay_s: int | None = None
+
+
+class JobStateFlow:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: RunLedger,
+        notices: Notices,
+        jobs: TrainingJobs,
+        publisher: RunPublisher,
+        queue: RelaunchQueue,
+        prices: Mapping[str, float],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.notices = notices
+        self.jobs = jobs
+        self.publisher = publisher
+        self.queue = queue
+        self.prices = prices
+        self.clock = clock
+
+    def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
+        parsed = parse_job_name(self.settings.job_prefix, change.job_name)
+        if parsed is None:
+            return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
+        run_id, attempt = parsed
+        if change.status not in TERMINAL_JOB_STATUSES:
+            return StateOutcome("ignored", run_id, attempt, reason=f"status {change.status} is not terminal")
+        run = self.ledger.get_run(run_id)
+        if run is None:
+            return StateOutcome("ignored", run_id, attempt, reason="no such run in the ledger")
+        if attempt < run.attempt:
+            return StateOutcome("stale", run_id, attempt, reason=f"the run is at attempt {run.attempt}")
+        if attempt > run.attempt or run.status == RunStatus.PENDING:
+            raise RunNotCaughtUp(
+                f"run {run_id} is {run.status} at attempt {run.attempt}; event for attempt {attempt}"
+            )
+        if run.status != RunStatus.RUNNING:
+            settled_notice = notice_for(run.status, run.next.attempt if run.next else None)
+            if self.notices.claimed(run_pk(run_id), settled_notice):
+                return StateOutcome("duplicate", run_id, attempt, reason=f"run already {run.status}")
+
+        describe = self.jobs.describe(change.job_name)
+        job_status = str(describe.get("TrainingJobStatus", change.status))
+        if job_status not in TERMINAL_JOB_STATUSES:
+            return StateOutcome("ignored", run_id, attempt, reason=f"DescribeTrainingJob says {job_status}")
+        reason = str(describe.get("FailureReason") or "")
+        rule = classify(job_status, str(describe.get("SecondaryStatus") or ""), reason)
+        self._record_attempt(run_id, attempt, describe, rule)
+        logger.info(
+            "job %s ended: %s -> %s",
+            change.job_name,
+            rule.outcome,
+            rule.action,
+            extra={"run_id": run_id, "attempt": attempt, "failure_reason": reason},
+        )
+        if run.policy is None:
+            raise RuntimeError(f"run {run_id} is {run.status} without its recovery policy")
+
+        ended = EndedAttempt(run, attempt, rule, describe)
+        action = rule.action
+        if action == Action.RELAUNCH_IF_CONTINUING and not run.policy.continue_after_max_runtime:
+            return self._settle(
+                ended,
+                RunStatus.FAILED,
+                "MaxRuntimeExceeded: the attempt used all of max_runtime "
+                "(set job.continue_after_max_runtime to resume from checkpoints)",
+            )
+        if action == Action.PUBLISH:
+            return self._settle(ended, RunStatus.SUCCEEDED, "")
+        if action == Action.CANCEL:
+            return self._settle(ended, RunStatus.CANCELLED, "stopped by a person")
+        if action == Action.ALERT:
+            return self._settle(ended, RunStatus.FAILED, reason or rule.why)
+        return self._relaunch(ended, run.policy)
+
+    def _record_attempt(self, run_id: str, attempt: int, describe: Mapping[str, Any], rule: Rule) -> None:
+        end = describe.get("TrainingEndTime") or describe.get("LastModifiedTime")
+        ended_at = parse_timestamp(end)
+        self.ledger.attempt_ended(
+            run_id,
+            attempt,
+            AttemptEnd(
+                status=_ATTEMPT_STATUS.get(rule.outcome, AttemptStatus.FAILED),
+                outcome=rule.outcome,
+                job_status=str(describe.get("TrainingJobStatus")),
+                secondary_status=describe.get("SecondaryStatus") or None,
+                failure_reason=describe.get("FailureReason") or None,
+                training_s=int(describe.get("TrainingTimeInSeconds") or 0),
+                billable_s=int(describe.get("BillableTimeInSeconds") or 0),
+                ended_at=iso_utc(ended_at.timestamp()) if ended_at else None,
+            ),
+        )
+
+    def _settle(
+        self, ended: EndedAttempt, to: RunStatus, reason: str, cap: str | None = None
+    ) -> StateOutcome:
+        settled = self.publisher.finish(
+            ended.run,
+            to,
+            attempt=ended.attempt,
+            outcome=ended.rule.outcome.value,
+            reason=reason,
+            cap=cap,
+            describe=ended.describe,
+        )
+        action = to.value.lower() if settled.action == "settled" else settled.action
+        return StateOutcome(action, ended.run.run_id, ended.attempt, ended.rule.outcome.value, reason)
+
+    def _relaunch(self, ended: EndedAttempt, policy: RunPolicy) -> StateOutcome:
+        run, attempt, rule, describe = ended.run, ended.attempt, ended.rule, ended.describe
+        run_id = run.run_id
+        attempts = [a for a in self.ledger.attempts(run_id) if a.attempt <= attempt]
+        spent = spent_usd(attempts, self.prices, policy.instance_count)
+        plan = plan_relaunch(policy, rule.action, run_id=run_id, attempts=attempts, spent_usd=spent)
+        if isinstance(plan, CapReached):
+            last = str(describe.get("FailureReason") or describe.get("SecondaryStatus") or rule.outcome)
+            reason = f"{plan.cap} reached: {plan.detail} (last attempt: {last})"
+            return self._settle(ended, RunStatus.FAILED, reason, cap=plan.cap.value)
+
+        now = self.clock()
+        try:
+            run = self.ledger.mark_retrying(
+                run_id,
+                NextAttempt(
+                    attempt=plan.attempt,
+                    instance_type=plan.rung.instance_type,
+                    spot=plan.rung.spot,
+                    not_before=int(now + plan.delay_s),
+                    reason=rule.outcome.value,
+                ),
+                now=now,
+                expected=RunStatus.RUNNING,
+                expected_attempt=attempt,
+            )
+        except TransitionRefused:
+            current = self.ledger.get_run(run_id)
+            if current is None or current.status != RunStatus.RETRYING or current.attempt != attempt:
+                return StateOutcome("stale", run_id, attempt, rule.outcome.value, "the run moved on")
+            run = current
+        waiting = run.next
+        if waiting is None:
+            raise RuntimeError(f"run {run_id} is RETRYING without its next attempt")
+        self.notices.send_once(
+            run_pk(run_id),
+            f"relaunch-a{waiting.attempt:02d}",
+            lambda: self.queue.send(run_id, waiting.attempt, not_before=waiting.not_before, now=now),
+            now=now,
+        )
+        failure = str(describe.get("FailureReason") or describe.get("SecondaryStatus") or "")
+        sent = self.publisher.announce_retry(
+            run,
+            next_attempt=waiting.attempt,
+            body={
+                "kind": run.kind.value,
+                "status": RunStatus.RETRYING.value,
+                "config": run.source.key,
+                "ended_attempt": attempt,
+                "outcome": rule.outcome.value,
+                "reason": failure,
+                "next_attempt": waiting.attempt,
+                "next_instance_type": waiting.instance_type,
+                "next_spot": waiting.spot,
+                "not_before": iso_utc(waiting.not_before),
+                "checkpoints": run.checkpoint_uri,
+            },
+        )
+        return StateOutcome(
+            "retrying" if sent else "duplicate",
+            run_id,
+            attempt,
+            rule.outcome.value,
+            failure,
+            waiting.attempt,
+            int(waiting.not_before - now),
+        )

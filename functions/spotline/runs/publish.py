@@ -1,0 +1,299 @@
+"""Settling a run and telling the world, once: report, SNS message, EventBridge event, EMF metrics.
+
+:meth:`RunPublisher.finish` moves a run to a terminal state (a conditional write guarded by the
+attempt number), writes ``runs/<run-id>/report.json`` (attempts, final metrics, model artifact,
+Spot savings) and then sends one SNS message, one ``spotline`` event and the run's metrics,
+all inside one send-once notice (:mod:`spotline.ledger.notices`). Redelivered or concurrent
+events find the transition done and the notice claimed, and send nothing — no second message,
+no second metric. :meth:`RunPublisher.announce_retry` does the same for a relaunch.
+
+What a *completed* job publishes depends on the run's kind: the wiring plugs a
+:class:`CompletedPublisher` per kind in (a training run applies its promotion gate; an inference
+run writes ``results/<batch>/`` and sends the batch's own message, so its run-level success goes
+out as an EventBridge event only — one SNS message per batch, not one per job).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from spotline.adapters.drop_bucket import DropBucket
+from spotline.adapters.notifier import Notifier
+from spotline.domain import layout
+from spotline.domain.savings import RunSavings, run_savings
+from spotline.domain.settings import Settings
+from spotline.domain.states import RunKind, RunStatus
+from spotline.domain.timefmt import iso_utc
+from spotline.ledger.notices import Notices
+from spotline.ledger.records import Run
+from spotline.ledger.runs import RunLedger, TransitionRefused, run_pk
+
+logger = logging.getLogger(__name__)
+
+METRICS_NAMESPACE = "Spotline"
+DETAIL_TYPES = {
+    RunStatus.SUCCEEDED: "Run Succeeded",
+    RunStatus.FAILED: "Run Failed",
+    RunStatus.CANCELLED: "Run Cancelled",
+    RunStatus.RETRYING: "Run Retrying",
+}
+NOTICE_KIND = "run"  # the SNS ``kind`` attribute of every run message (launch uses it too)
+
+
+class MetricsSink(Protocol):
+    """What spotline needs of Powertools ``Metrics`` (EMF): add one data point."""
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+class CompletedPublisher(Protocol):
+    """What a completed job of one kind publishes; returns what goes into the report's ``results``."""
+
+    def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]: ...
+
+
+def notice_for(status: RunStatus, attempt: int | None = None) -> str:
+    """The ledger notice that guards the message for ``status`` (per next attempt for RETRYING)."""
+    if status == RunStatus.RETRYING:
+        return f"retrying-a{attempt or 0:02d}"
+    return status.value.lower()
+
+
+def final_metrics(describe: Mapping[str, Any]) -> dict[str, float]:
+    """``FinalMetricDataList`` of DescribeTrainingJob as ``{name: value}``."""
+    return {
+        str(m["MetricName"]): float(m["Value"])
+        for m in describe.get("FinalMetricDataList") or []
+        if "MetricName" in m and "Value" in m
+    }
+
+
+@dataclass
+class Settlement:
+    """What :meth:`RunPublisher.finish` did: ``settled``, ``duplicate`` or ``stale``."""
+
+    action: str
+    status: RunStatus
+    report_key: str | None = None
+    savings: RunSavings | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+class RunPublisher:
+    """Terminal transitions and the messages that go with them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: RunLedger,
+        notices: Notices,
+        notifier: Notifier,
+        bucket: DropBucket,
+        prices: Mapping[str, float],
+        completed: Mapping[RunKind, CompletedPublisher],
+        metrics: MetricsSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.notices = notices
+        self.notifier = notifier
+        self.bucket = bucket
+        self.prices = prices
+        self.completed = completed
+        self.metrics = metrics
+        self.clock = clock
+
+    def fail_waiting_run(self, run: Run, reason: str, cap: str | None) -> Settlement:
+        """Settle a RETRYING run (its relaunch was refused) as FAILED, with an alert."""
+        return self.finish(
+            run,
+            RunStatus.FAILED,
+            attempt=run.attempt,
+            outcome="RELAUNCH_REFUSED",
+            reason=reason,
+            cap=cap or None,
+            expected=RunStatus.RETRYING,
+        )
+
+    def finish(
+        self,
+        run: Run,
+        to: RunStatus,
+        *,
+        attempt: int,
+        outcome: str,
+        reason: str = "",
+        cap: str | None = None,
+        describe: Mapping[str, Any] | None = None,
+        expected: RunStatus = RunStatus.RUNNING,
+    ) -> Settlement:
+        """Settle the run in ``to`` after ``attempt`` and publish it once."""
+        run_id = run.run_id
+        now = self.clock()
+        try:
+            run = self.ledger.settle(
+                run_id,
+                to,
+                now=now,
+                expected=[expected],
+                attempt=attempt,
+                outcome=outcome,
+                reason=reason,
+                cap=cap,
+            )
+        except TransitionRefused:
+            current = self.ledger.get_run(run_id)
+            if current is None or current.status != to or current.attempt != attempt:
+                logger.info(
+                    "run %s is %s at attempt %s: nothing to settle",
+                    run_id,
+                    current.status if current else None,
+                    current.attempt if current else None,
+                )
+                return Settlement("stale", to)
+            run = current
+        notice = notice_for(to)
+        if self.notices.claimed(run_pk(run_id), notice):
+            return Settlement("duplicate", to)
+
+        results: dict[str, Any] = {}
+        if to == RunStatus.SUCCEEDED and describe is not None:
+            publish_completed = self.completed.get(run.kind)
+            if publish_completed is not None:
+                results = publish_completed(run, describe, now=now)
+        attempts = self.ledger.attempts(run_id)
+        savings = run_savings(attempts, self.prices, run.policy.instance_count if run.policy else 1)
+        describe = describe or {}
+        metrics = final_metrics(describe)
+        model_artifact = (
+            (describe.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+            if to == RunStatus.SUCCEEDED
+            else None
+        )
+        report = {
+            "run_id": run_id,
+            "kind": run.kind.value,
+            "status": to.value,
+            "reason": reason,
+            "cap": cap,
+            "source": {"bucket": run.source.bucket, "key": run.source.key, "version": run.source.version},
+            "config_snapshot": run.config_key,
+            "created_at": run.created_at,
+            "finished_at": iso_utc(now),
+            "final_metrics": metrics,
+            "model_artifact": model_artifact,
+            "attempts": [a.view() for a in attempts],
+            "savings": savings.to_dict(),
+            "results": dict(results),
+        }
+        report_key = layout.run_report_key(run_id)
+        self.bucket.put_json(report_key, report)
+
+        body = {
+            "run_id": run_id,
+            "kind": run.kind.value,
+            "status": to.value,
+            "config": run.source.key,
+            "attempts": len(attempts),
+            "outcome": outcome,
+            "reason": reason,
+            "cap": cap,
+            "model_artifact": model_artifact,
+            "final_metrics": metrics,
+            "savings": _savings_summary(savings),
+            "results": results,
+            "report": self.bucket.uri(report_key),
+        }
+        self._announce(
+            run,
+            to,
+            notice,
+            _subject(run, to, reason, cap),
+            body,
+            after_send=lambda: self._emit_metrics(to, savings, len(attempts)),
+        )
+        return Settlement("settled", to, report_key, savings, results)
+
+    def announce_retry(self, run: Run, *, next_attempt: int, body: Mapping[str, Any]) -> bool:
+        """The one "retrying" message of a relaunch; False if it was already sent."""
+        notice = notice_for(RunStatus.RETRYING, next_attempt)
+        subject = f"spotline: {run.label} retrying (attempt {next_attempt})"
+        return self._announce(
+            run,
+            RunStatus.RETRYING,
+            notice,
+            subject,
+            {"run_id": run.run_id, **body},
+            after_send=self._count_relaunch,
+        )
+
+    def _announce(
+        self,
+        run: Run,
+        status: RunStatus,
+        notice: str,
+        subject: str,
+        body: Mapping[str, Any],
+        *,
+        after_send: Callable[[], None],
+    ) -> bool:
+        def send() -> None:
+            if not (run.kind == RunKind.INFERENCE and status == RunStatus.SUCCEEDED):  # the batch has its own
+                self.notifier.publish(
+                    subject,
+                    body,
+                    {
+                        "kind": NOTICE_KIND,
+                        "status": status.value,
+                        "run_id": run.run_id,
+                        "run_kind": run.kind.value,
+                    },
+                )
+            self.notifier.emit(DETAIL_TYPES[status], body)
+            after_send()
+
+        return self.notices.send_once(run_pk(run.run_id), notice, send, now=self.clock())
+
+    def _count_relaunch(self) -> None:
+        if self.metrics is not None:
+            self.metrics.add_metric(name="Relaunches", unit="Count", value=1)
+
+    def _emit_metrics(self, to: RunStatus, savings: RunSavings, attempts: int) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        m.add_metric(name=f"Runs{to.value.capitalize()}", unit="Count", value=1)
+        m.add_metric(name="AttemptsPerRun", unit="Count", value=attempts)
+        m.add_metric(name="TrainingSeconds", unit="Seconds", value=savings.training_s)
+        m.add_metric(name="BillableSeconds", unit="Seconds", value=savings.billable_s)
+        m.add_metric(name="EstimatedCostUSD", unit="None", value=savings.estimated_cost_usd)
+        m.add_metric(name="OnDemandCostUSD", unit="None", value=savings.on_demand_usd)
+        m.add_metric(name="SpotSavingsUSD", unit="None", value=savings.savings_usd)
+        m.add_metric(name="SpotSavingsPercent", unit="Percent", value=savings.savings_pct)
+
+
+def _savings_summary(s: RunSavings) -> dict[str, Any]:
+    return {
+        "training_s": s.training_s,
+        "billable_s": s.billable_s,
+        "estimated_cost_usd": s.estimated_cost_usd,
+        "on_demand_usd": s.on_demand_usd,
+        "savings_usd": s.savings_usd,
+        "savings_pct": s.savings_pct,
+        "estimate": True,
+    }
+
+
+def _subject(run: Run, to: RunStatus, reason: str, cap: str | None) -> str:
+    if to == RunStatus.SUCCEEDED:
+        return f"spotline: {run.label} succeeded"
+    if to == RunStatus.CANCELLED:
+        return f"spotline: {run.label} cancelled"
+    why = cap or reason.split(":", 1)[0] or "failed"
+    return f"spotline: {run.label} failed ({why})"

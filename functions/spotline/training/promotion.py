@@ -1,0 +1,73 @@
+"""The promotion gate: a succeeded run whose metric passes its config's ``promote`` section becomes
+the model inference uses by default (see :mod:`spotline.ledger.models`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spotline.domain.timefmt import iso_utc
+from spotline.ledger.models import Models, promotion_order
+from spotline.ledger.records import Promotion, Run
+from spotline.runs.publish import final_metrics
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """``gate``: none | failed | missing-metric | passed; ``promoted``: the record was written."""
+
+    gate: str
+    promoted: bool
+    metric: str | None = None
+    value: float | None = None
+    minimum: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "promoted": self.promoted,
+            "metric": self.metric,
+            "value": self.value,
+            "min": self.minimum,
+        }
+
+
+class TrainingCompleted:
+    """What a completed training job publishes: the outcome of its run's promotion gate."""
+
+    def __init__(self, models: Models) -> None:
+        self.models = models
+
+    def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]:
+        return {"promotion": self.promote_if_passing(run, describe, now=now).to_dict()}
+
+    def promote_if_passing(self, run: Run, describe: Mapping[str, Any], *, now: float) -> PromotionResult:
+        """Apply the run's gate; on a pass, record the promotion with its lineage."""
+        policy = run.policy
+        if policy is None or policy.promote_metric is None or policy.promote_min is None:
+            return PromotionResult("none", False)
+        metrics = final_metrics(describe)
+        metric, minimum = policy.promote_metric, policy.promote_min
+        value = metrics.get(metric)
+        if value is None:
+            return PromotionResult("missing-metric", False, metric, None, minimum)
+        if value < minimum:
+            return PromotionResult("failed", False, metric, value, minimum)
+        artifact = (describe.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        if not artifact:
+            return PromotionResult("missing-artifact", False, metric, value, minimum)
+        promotion = Promotion(
+            run_id=run.run_id,
+            model_artifact=str(artifact),
+            config_key=run.source.key,
+            config_version=run.source.version,
+            config_snapshot=run.config_key,
+            job_name=describe.get("TrainingJobName"),
+            metrics=metrics,
+            gate={"metric": metric, "min": minimum, "value": value},
+            run_created_at=run.created_at,
+            promoted_at=iso_utc(now),
+        )
+        promoted = self.models.promote(promotion, order=promotion_order(run.created_at, run.run_id))
+        return PromotionResult("passed", promoted, metric, value, minimum)

@@ -1,0 +1,254 @@
+"""A local SageMaker: the training-job calls spotline makes, over the real JSON protocol.
+
+boto3 and the AWS CLI reach it through ``AWS_ENDPOINT_URL_SAGEMAKER``; the functions' code does not
+change. Requests are checked as the real front end checks them (botocore's model plus SageMaker's own
+rules), jobs run as local processes (:mod:`spotline_local.sagemaker.runner`) and every status change is
+put on the local EventBridge as a "SageMaker Training Job State Change" event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from spotline_local.faults import Fault, fault_for
+from spotline_local.sagemaker.jobs import TrainingJob
+from spotline_local.sagemaker.runner import JobRunner, RunnerSettings
+from spotline_local.sagemaker.validation import (
+    ApiError,
+    check_request,
+    check_training_job_rules,
+    validation_error,
+)
+
+log = logging.getLogger(__name__)
+
+TARGET_PREFIX = "SageMaker."
+
+
+class LocalSageMaker:
+    """Training jobs in memory, each run by a :class:`JobRunner` thread."""
+
+    def __init__(
+        self,
+        *,
+        clients: Any,
+        settings: RunnerSettings,
+        faults: list[Fault] | None = None,
+        max_concurrent_jobs: int = 2,
+        event_bus: str = "default",
+    ) -> None:
+        self.clients = clients
+        self.settings = settings
+        self.faults = list(faults or [])
+        self.event_bus = event_bus
+        self.jobs: dict[str, TrainingJob] = {}
+        self.threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(max_concurrent_jobs)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "CreateTrainingJob": self.create_training_job,
+            "DescribeTrainingJob": self.describe_training_job,
+            "ListTrainingJobs": self.list_training_jobs,
+            "StopTrainingJob": self.stop_training_job,
+            "ListTags": self.list_tags,
+            "AddTags": self.add_tags,
+        }
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        handler = self._operations.get(operation)
+        if handler is None:
+            raise ApiError("UnknownOperationException", f"{operation} is not offered by the local SageMaker")
+        check_request(operation, params)
+        return handler(params)
+
+    # -- operations --------------------------------------------------------------------------------
+
+    def create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        check_training_job_rules(params)
+        name = params["TrainingJobName"]
+        with self._lock:
+            existing = self.jobs.get(name)
+            if existing is not None:
+                raise ApiError(
+                    "ResourceInUse",
+                    "Training job names must be unique within an AWS account and region, and a training job "
+                    f"with this name already exists ({existing.arn})",
+                )
+            job = TrainingJob(params, self._emit)
+            self.jobs[name] = job
+        job.announce()
+        runner = JobRunner(
+            job,
+            clients=self.clients,
+            settings=self.settings,
+            fault=fault_for(name, self.faults),
+            slots=self._slots,
+        )
+        self.threads.append(runner.start())
+        log.info("training job %s created", name)
+        return {"TrainingJobArn": job.arn}
+
+    def _job(self, name: str, code: str = "ValidationException") -> TrainingJob:
+        job = self.jobs.get(name)
+        if job is None:
+            raise ApiError(code, "Requested resource not found.")
+        return job
+
+    def describe_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self._job(params["TrainingJobName"]).describe()
+        return record
+
+    def list_training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
+        jobs = [j.summary() for j in list(self.jobs.values())]
+        if params.get("NameContains"):
+            jobs = [j for j in jobs if params["NameContains"].lower() in j["TrainingJobName"].lower()]
+        if params.get("StatusEquals"):
+            jobs = [j for j in jobs if j["TrainingJobStatus"] == params["StatusEquals"]]
+        for key, field, after in (
+            ("CreationTimeAfter", "CreationTime", True),
+            ("CreationTimeBefore", "CreationTime", False),
+            ("LastModifiedTimeAfter", "LastModifiedTime", True),
+            ("LastModifiedTimeBefore", "LastModifiedTime", False),
+        ):
+            if key in params:
+                bound = _epoch(params[key])
+                jobs = [j for j in jobs if (j[field] > bound) == after]
+        sort_key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(
+            params.get("SortBy", ""), "CreationTime"
+        )
+        jobs.sort(key=lambda j: j[sort_key], reverse=params.get("SortOrder", "Ascending") == "Descending")
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults", 10))
+        page = jobs[start : start + size]
+        response: dict[str, Any] = {"TrainingJobSummaries": page}
+        if start + size < len(jobs):
+            response["NextToken"] = str(start + size)
+        return response
+
+    def stop_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(params["TrainingJobName"], "ResourceNotFound")
+        if job.status != "InProgress":
+            raise validation_error(
+                f"The request was rejected because the training job is in status {job.status}."
+            )
+        job.stop_requested.set()
+        return {}
+
+    def _job_by_arn(self, arn: str) -> TrainingJob:
+        for job in list(self.jobs.values()):
+            if job.arn == arn:
+                return job
+        raise validation_error(f"Resource {arn} not found.")
+
+    def list_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        job = self._job_by_arn(params["ResourceArn"])
+        return {"Tags": [{"Key": k, "Value": v} for k, v in job.tags.items()]}
+
+    def add_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        job = self._job_by_arn(params["ResourceArn"])
+        job.tags.update({t["Key"]: t.get("Value", "") for t in params["Tags"]})
+        return {"Tags": params["Tags"]}
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        entry = {**event, "Detail": json.dumps(event["Detail"], default=str), "EventBusName": self.event_bus}
+        try:
+            response = self.clients("events").put_events(Entries=[entry])
+            if response.get("FailedEntryCount"):
+                log.error("state-change event refused: %s", response["Entries"])
+        except Exception:
+            log.exception(
+                "could not put the state-change event of %s", event["Detail"].get("TrainingJobName")
+            )
+        for listener in list(self.listeners):
+            listener(event)
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        for thread in list(self.threads):
+            thread.join(timeout)
+
+    def stop_all(self) -> None:
+        for job in list(self.jobs.values()):
+            if not job.terminal:
+                job.stop_requested.set()
+        self.wait_idle(timeout=30)
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    service: LocalSageMaker
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b"{}"
+        target = self.headers.get("X-Amz-Target", "")
+        operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
+        try:
+            params = json.loads(body or b"{}")
+            if not isinstance(params, dict):
+                raise validation_error("request body must be a JSON object")
+            result = self.service.call(operation, params)
+            self._reply(200, result)
+        except ApiError as e:
+            self._reply(e.status, {"__type": e.code, "message": e.message}, error=e.code)
+        except json.JSONDecodeError:
+            self._reply(
+                400,
+                {"__type": "SerializationException", "message": "malformed JSON"},
+                error="SerializationException",
+            )
+        except Exception as e:
+            log.exception("local SageMaker failed on %s", operation)
+            self._reply(500, {"__type": "InternalFailure", "message": str(e)}, error="InternalFailure")
+
+    def _reply(self, status: int, payload: Mapping[str, Any], error: str | None = None) -> None:
+        data = json.dumps(payload, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", "local")
+        if error:
+            self.send_header("x-amzn-ErrorType", error)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("sagemaker %s", format % args)
+
+
+class SageMakerServer:
+    """The HTTP front of a :class:`LocalSageMaker` on a loopback port."""
+
+    def __init__(self, service: LocalSageMaker, host: str = "127.0.0.1", port: int = 0) -> None:
+        handler = type("SageMakerHandler", (_Handler,), {"service": service})
+        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        self.service = service
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-sagemaker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
