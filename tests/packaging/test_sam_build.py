@@ -46,7 +46,10 @@ NOT_IN_BUNDLE = frozenset(
 REFUSE_NETWORK = """
 import socket
 
+NETWORK_USE = []
+
 def refuse(*args, **kwargs):
+    NETWORK_USE.append(repr(args)[:200])
     raise OSError(f"network use while importing: {args!r}")
 
 socket.socket.connect = socket.socket.connect_ex = refuse
@@ -55,10 +58,16 @@ socket.getaddrinfo = socket.create_connection = refuse
 IMPORT_HANDLER = (
     REFUSE_NETWORK
     + """
-import importlib, json, sys, sysconfig
+import importlib, json, sys, sysconfig, traceback
 
 module_name, attribute, bundle = sys.argv[1:4]
-module = importlib.import_module(module_name)
+try:
+    module = importlib.import_module(module_name)
+except BaseException:
+    traceback.print_exc()
+    if NETWORK_USE:  # libraries wrap the refusal in errors of their own: say what happened
+        print(f"network use while importing {module_name}: {NETWORK_USE}", file=sys.stderr)
+    raise SystemExit(1)
 stdlib = (sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"))
 outside = sorted(
     name
@@ -71,6 +80,7 @@ print(json.dumps({
     "file": module.__file__,
     "callable": callable(getattr(module, attribute, None)),
     "outside": outside,
+    "network": NETWORK_USE,
     "version": "%d.%d" % sys.version_info[:2],
 }))
 """
@@ -285,11 +295,15 @@ def cold_start_env(function: Function, artifact: Path, home: Path) -> dict[str, 
     }
 
 
+class ColdStartFailed(Exception):
+    """A script run at a function's cold start exited non-zero (its error is the message)."""
+
+
 def run_in_bundle(bundle: Bundle, function: Function, script: str, *args: str) -> dict[str, Any]:
     """Run ``script`` at a cold start of ``function``; its last output line, read as JSON."""
     artifact = bundle.artifact(function)
     if not artifact.is_dir():
-        pytest.fail(f"{function.logical_id}: sam build made no {artifact.name}/", pytrace=False)
+        raise ColdStartFailed(f"{function.logical_id}: sam build made no {artifact.name}/")
     done = subprocess.run(
         [bundle.interpreters[function.version], "-P", "-S", "-B", "-c", script, *args],
         cwd=bundle.home,
@@ -300,7 +314,8 @@ def run_in_bundle(bundle: Bundle, function: Function, script: str, *args: str) -
         check=False,
     )
     if done.returncode != 0:
-        pytest.fail(f"{function.logical_id}: {args[0]} failed:\n{done.stderr[-3000:]}", pytrace=False)
+        last_lines = "\n".join(done.stderr.strip().splitlines()[-6:])
+        raise ColdStartFailed(f"{function.logical_id}: {args[0]} failed:\n{last_lines}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -315,7 +330,11 @@ def test_every_handler_imports_from_its_bundle_alone(bundle: Bundle) -> None:
     for function in bundle.functions:
         artifact = bundle.artifact(function)
         module, attribute = function.module_and_attribute
-        result = run_in_bundle(bundle, function, IMPORT_HANDLER, module, attribute, str(artifact))
+        try:
+            result = run_in_bundle(bundle, function, IMPORT_HANDLER, module, attribute, str(artifact))
+        except ColdStartFailed as e:
+            problems.append(str(e))
+            continue
         if result["version"] != function.version:
             problems.append(f"{function.logical_id}: imported by Python {result['version']}")
         if not Path(result["file"]).is_relative_to(artifact):
@@ -324,6 +343,8 @@ def test_every_handler_imports_from_its_bundle_alone(bundle: Bundle) -> None:
             problems.append(f"{function.logical_id}: {module} has no callable {attribute}")
         if result["outside"]:
             problems.append(f"{function.logical_id}: modules from outside the bundle: {result['outside']}")
+        if result["network"]:  # attempted, refused, and the error swallowed
+            problems.append(f"{function.logical_id}: network use while importing: {result['network']}")
     assert not problems, "\n".join(problems)
 
 
@@ -332,9 +353,13 @@ def test_every_import_in_the_bundled_code_resolves_in_the_bundle(bundle: Bundle)
     for function in bundle.functions:
         packages = first_party_packages(function.code_uri)
         assert packages, f"{function.logical_id}: no Python code under {function.code_uri}"
-        unresolved = run_in_bundle(
-            bundle, function, RESOLVE_IMPORTS, str(bundle.artifact(function)), *packages
-        )
+        try:
+            unresolved = run_in_bundle(
+                bundle, function, RESOLVE_IMPORTS, str(bundle.artifact(function)), *packages
+            )
+        except ColdStartFailed as e:
+            problems.append(str(e))
+            continue
         problems += [f"{function.logical_id}: {name} ({', '.join(at)})" for name, at in unresolved.items()]
     assert not problems, "imports the bundle cannot satisfy:\n" + "\n".join(problems)
 
