@@ -6,6 +6,8 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
+SAM_TOOLS := $(TOOLS)/sam
+SAM_STAMP := $(SAM_TOOLS)/.installed
 
 .PHONY: demo test lint typecheck template-check unit setup clean bench
 
@@ -22,7 +24,15 @@ $(TOOLS_STAMP): requirements-tools.txt
 	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
 	touch $(TOOLS_STAMP)
 
-setup: $(STAMP) $(TOOLS_STAMP)
+# The SAM CLI builds the Lambda bundle (tests/packaging runs `sam build`). It pins boto3 and the rest
+# exactly, to versions neither checkov nor our own code use: a venv of its own as well.
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_TOOLS)
+	$(SAM_TOOLS)/bin/pip install --quiet --upgrade pip
+	$(SAM_TOOLS)/bin/pip install --quiet -r requirements-sam.txt
+	touch $(SAM_STAMP)
+
+setup: $(STAMP) $(TOOLS_STAMP) $(SAM_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
