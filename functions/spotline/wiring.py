@@ -2,17 +2,20 @@
 
 Handlers build a :class:`Wiring` once per cold start (clients then come from
 :mod:`spotline.adapters.aws`, built on first use, their endpoints from ``AWS_ENDPOINT_URL*``);
-tests and the local stack pass their own clients (``clients("s3")`` → a client) and clock. Every
-flow of one wiring shares the same ledger, notices, bucket, notifier and clocks, so what one
-flow records the next one sees.
+tests and the local stack pass their own clients (``clients("s3")`` → a client) and clock.
+
+Every flow is a dataclass whose fields name its collaborators; :meth:`Wiring.build` fills each
+field with the wiring's attribute of the same name. So every flow of one wiring shares the same
+ledger, notices, bucket, notifier and clock — what one flow records the next one sees — and a
+collaborator is declared once, here, not once per flow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
-from functools import cached_property
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar, overload
 
 from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.notifier import Notifier
@@ -32,16 +35,43 @@ from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
 from spotline.runs.job_state import JobStateFlow
-from spotline.runs.publish import MetricsSink, RunPublisher
+from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
 from spotline.training.launch import TrainingLauncher
 from spotline.training.promotion import TrainingCompleted
 
 Clients = Callable[[str], Any]
+T = TypeVar("T")
+
+
+class _Once(Generic[T]):
+    """An attribute of the wiring, made on first read and then kept (one per wiring)."""
+
+    def __init__(self, make: Callable[[Wiring], T]) -> None:
+        self.make = make
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, wiring: None, owner: type) -> _Once[T]: ...
+    @overload
+    def __get__(self, wiring: Wiring, owner: type) -> T: ...
+    def __get__(self, wiring: Wiring | None, owner: type) -> _Once[T] | T:
+        if wiring is None:
+            return self
+        value = vars(wiring)[self.name] = self.make(wiring)
+        return value
+
+
+def _flow(flow: type[T]) -> _Once[T]:
+    """A flow, its fields filled by :meth:`Wiring.build`."""
+    return _Once(lambda wiring: wiring.build(flow))
 
 
 class Wiring:
-    """Builds each flow on first use; collaborators are shared between the flows it builds."""
+    """Builds each collaborator and flow on first use, once."""
 
     def __init__(
         self,
@@ -56,152 +86,44 @@ class Wiring:
         self.clock = clock
         self.metrics = metrics
 
-    def _client(self, service: str) -> Any:
+    def build(self, flow: type[T]) -> T:
+        """``flow`` (a dataclass) with every field set to this wiring's attribute of that name."""
+        fields = dataclasses.fields(flow)  # type: ignore[arg-type]
+        return flow(**{f.name: getattr(self, f.name) for f in fields if f.init})
+
+    def client(self, service: str) -> Any:
         """The injected client, or None: the adapter then builds the shared one on first use."""
         return self.clients(service) if self.clients is not None else None
 
     # -- collaborators ------------------------------------------------------------------------------
 
-    @cached_property
-    def table(self) -> LedgerTable:
-        return LedgerTable(self.settings.table, self._client("dynamodb"))
-
-    @cached_property
-    def ledger(self) -> RunLedger:
-        return RunLedger(self.table)
-
-    @cached_property
-    def batches(self) -> BatchLedger:
-        return BatchLedger(self.table)
-
-    @cached_property
-    def models(self) -> Models:
-        return Models(self.table)
-
-    @cached_property
-    def notices(self) -> Notices:
-        return Notices(self.table)
-
-    @cached_property
-    def bucket(self) -> DropBucket:
-        return DropBucket(self.settings, self._client("s3"))
-
-    @cached_property
-    def jobs(self) -> TrainingJobs:
-        return TrainingJobs(self._client("sagemaker"))
-
-    @cached_property
-    def notifier(self) -> Notifier:
-        return Notifier(
-            self.settings.topic_arn,
-            self.settings.event_bus,
-            sns=self._client("sns"),
-            events=self._client("events"),
+    table = _Once(lambda w: LedgerTable(w.settings.table, w.client("dynamodb")))
+    ledger = _Once(lambda w: RunLedger(w.table))
+    batches = _Once(lambda w: BatchLedger(w.table))
+    models = _Once(lambda w: Models(w.table))
+    notices = _Once(lambda w: Notices(w.table))
+    bucket = _Once(lambda w: DropBucket(w.settings, w.client("s3")))
+    jobs = _Once(lambda w: TrainingJobs(w.client("sagemaker")))
+    notifier = _Once(
+        lambda w: Notifier(
+            w.settings.topic_arn, w.settings.event_bus, sns=w.client("sns"), events=w.client("events")
         )
-
-    @cached_property
-    def relaunch_queue(self) -> RelaunchQueue:
-        return RelaunchQueue(self.settings.relaunch_queue_url, self._client("sqs"))
-
-    @cached_property
-    def prices(self) -> dict[str, float]:
-        return price_table(self.settings.prices_json)
+    )
+    relaunch_queue = _Once(lambda w: RelaunchQueue(w.settings.relaunch_queue_url, w.client("sqs")))
+    prices = _Once(lambda w: price_table(w.settings.prices_json))
 
     # -- flows --------------------------------------------------------------------------------------
+    training_launcher = _flow(TrainingLauncher)
+    publisher = _flow(RunPublisher)
+    job_state = _flow(JobStateFlow)
+    relauncher = _flow(Relauncher)
+    image_intake = _flow(ImageIntake)
+    batch_closer = _flow(BatchCloser)
+    inference_launcher = _flow(InferenceLauncher)
+    model_resolver = _flow(ModelResolver)
+    inference_completed = _flow(InferenceCompleted)
 
-    @cached_property
-    def training_launcher(self) -> TrainingLauncher:
-        return TrainingLauncher(
-            self.settings,
-            ledger=self.ledger,
-            notices=self.notices,
-            jobs=self.jobs,
-            notifier=self.notifier,
-            bucket=self.bucket,
-            relaunch_queue=self.relaunch_queue,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def inference_completed(self) -> InferenceCompleted:
-        return InferenceCompleted(
-            self.settings,
-            batches=self.batches,
-            notices=self.notices,
-            notifier=self.notifier,
-            bucket=self.bucket,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def publisher(self) -> RunPublisher:
-        return RunPublisher(
-            self.settings,
-            ledger=self.ledger,
-            notices=self.notices,
-            notifier=self.notifier,
-            bucket=self.bucket,
-            prices=self.prices,
-            completed={
-                RunKind.TRAINING: TrainingCompleted(self.models),
-                RunKind.INFERENCE: self.inference_completed,
-            },
-            metrics=self.metrics,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def job_state(self) -> JobStateFlow:
-        return JobStateFlow(
-            self.settings,
-            ledger=self.ledger,
-            notices=self.notices,
-            jobs=self.jobs,
-            publisher=self.publisher,
-            queue=self.relaunch_queue,
-            prices=self.prices,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def relauncher(self) -> Relauncher:
-        return Relauncher(
-            self.settings,
-            ledger=self.ledger,
-            jobs=self.jobs,
-            queue=self.relaunch_queue,
-            finish_failed=self.publisher.fail_waiting_run,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def inference_launcher(self) -> InferenceLauncher:
-        return InferenceLauncher(
-            self.settings,
-            ledger=self.ledger,
-            notices=self.notices,
-            jobs=self.jobs,
-            notifier=self.notifier,
-            bucket=self.bucket,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def model_resolver(self) -> ModelResolver:
-        return ModelResolver(self.settings, ledger=self.ledger, models=self.models, bucket=self.bucket)
-
-    @cached_property
-    def batch_closer(self) -> BatchCloser:
-        return BatchCloser(
-            self.settings,
-            batches=self.batches,
-            notices=self.notices,
-            launcher=self.inference_launcher,
-            models=self.model_resolver,
-            notifier=self.notifier,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def image_intake(self) -> ImageIntake:
-        return ImageIntake(self.settings, batches=self.batches, closer=self.batch_closer, clock=self.clock)
+    # What a completed job publishes, by the kind of its run.
+    completed: _Once[Mapping[RunKind, CompletedPublisher]] = _Once(
+        lambda w: {RunKind.TRAINING: w.build(TrainingCompleted), RunKind.INFERENCE: w.inference_completed}
+    )

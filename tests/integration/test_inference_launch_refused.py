@@ -42,7 +42,7 @@ class _FailsOnce(Notifier):
 def test_a_refused_part_is_alerted_after_its_first_alert_failed(account: Account) -> None:
     p = pipeline(account, settings_for(account))
     promote(p.table)
-    launcher = p.closer.launcher
+    launcher = p.closer.inference_launcher
     launcher.jobs = _RefusingJobs()
     launcher.notifier = _FailsOnce(launcher.notifier)
     feed(p, [image_event(f"inference/rail-2026-11-27/IMG {i:03d}.jpg") for i in range(3)])

@@ -838,11 +838,12 @@ def _emitted_metric_names(name: str) -> bool:
     """Whether functions/ emits ``name``: a literal ``add_metric(name="X")``, or an f-string
     ``add_metric(name=f"Prefix{...}")`` whose rest is a (capitalised) string literal of the code."""
     sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "functions").rglob("*.py"))
-    if name in re.findall(r'add_metric\(\s*name="(\w+)"', sources):
+    literal = r'(?:add_metric\(\s*name=|RUNTIME\.count\(\s*)"(\w+)"'
+    if name in re.findall(literal, sources):
         return True
     return any(
         name.startswith(prefix) and f'"{name[len(prefix) :].lower()}"' in sources.lower()
-        for prefix in re.findall(r'add_metric\(\s*name=f"(\w+)\{', sources)
+        for prefix in re.findall(r'(?:add_metric\(\s*name=|RUNTIME\.count\(\s*)f"(\w+)\{', sources)
     )
 
 

@@ -27,6 +27,29 @@ def client(service: str) -> Any:
     )
 
 
+class ServiceClient:
+    """An adapter's client attribute: the one it was given, else the shared client, built on first read.
+
+    ``s3 = ServiceClient("s3")`` in the class body; ``self.s3 = client_or_none`` in ``__init__``.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.slot = f"_{service}_client"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, adapter: object, owner: type | None = None) -> Any:
+        given = vars(adapter).get(self.slot)
+        if given is None:
+            given = vars(adapter)[self.slot] = client(self.service)
+        return given
+
+    def __set__(self, adapter: object, value: Any) -> None:
+        vars(adapter)[self.slot] = value
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that switch between mocked accounts or endpoints)."""
     client.cache_clear()

@@ -41,16 +41,12 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 class DropBucket:
+    s3 = aws.ServiceClient("s3")
+
     def __init__(self, settings: Settings, s3: Any | None = None) -> None:
         self.name = settings.bucket
         self.kms_key_arn = settings.kms_key_arn
-        self._s3 = s3
-
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3")
-        return self._s3
+        self.s3 = s3
 
     def uri(self, key: str) -> str:
         return f"s3://{self.name}/{key}"

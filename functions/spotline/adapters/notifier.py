@@ -21,25 +21,16 @@ def _subject(text: str) -> str:
 class Notifier:
     """Publishes to the alert topic and the event bus; clients are built on first use."""
 
+    sns = aws.ServiceClient("sns")
+    events = aws.ServiceClient("events")
+
     def __init__(
         self, topic_arn: str, event_bus: str = "default", *, sns: Any = None, events: Any = None
     ) -> None:
         self.topic_arn = topic_arn
         self.event_bus = event_bus
-        self._sns = sns
-        self._events = events
-
-    @property
-    def sns(self) -> Any:
-        if self._sns is None:
-            self._sns = aws.client("sns")
-        return self._sns
-
-    @property
-    def events(self) -> Any:
-        if self._events is None:
-            self._events = aws.client("events")
-        return self._events
+        self.sns = sns
+        self.events = events
 
     def publish(self, subject: str, body: Mapping[str, Any], attributes: Mapping[str, str]) -> str:
         """One SNS message: a readable subject, a JSON body, string attributes for subscription filters."""

@@ -39,15 +39,11 @@ class RelaunchRequest:
 
 
 class RelaunchQueue:
+    sqs = aws.ServiceClient("sqs")
+
     def __init__(self, url: str | None, sqs: Any | None = None) -> None:
         self.url = url
-        self._sqs = sqs
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            self._sqs = aws.client("sqs")
-        return self._sqs
+        self.sqs = sqs
 
     def send(self, run_id: str, attempt: int, *, not_before: float, now: float) -> int:
         """Enqueue the relaunch; returns the delay used (the rest of a longer wait is re-enqueued)."""

@@ -30,14 +30,10 @@ _REJECTED = frozenset({"ValidationException", "ResourceLimitExceeded", "AccessDe
 class TrainingJobs:
     """Create and describe training jobs; throttling is retried by the client's adaptive mode."""
 
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
+    client = aws.ServiceClient("sagemaker")
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("sagemaker")
-        return self._client
+    def __init__(self, client: Any | None = None) -> None:
+        self.client = client
 
     def create(self, request: Mapping[str, Any]) -> str:
         """Create the job, return its ARN; :class:`JobAlreadyExists` if the name is taken."""

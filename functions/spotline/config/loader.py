@@ -20,6 +20,10 @@ class _AliasLimitReached(yaml.YAMLError):
     """More aliases than :data:`MAX_ALIASES` (a YAML error, but never one of plain text)."""
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping names the same key twice: which value was meant is not for spotline to guess."""
+
+
 class _LimitedSafeLoader(yaml.SafeLoader):
     """SafeLoader (no Python tags) that refuses documents built to explode when walked."""
 
@@ -37,6 +41,21 @@ class _LimitedSafeLoader(yaml.SafeLoader):
                     "alias expansion is capped to keep configs from exploding"
                 )
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base`` may be overridden key by key
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) or key is None:
+                if key in seen:
+                    raise _DuplicateKey(
+                        f"duplicate key {key!r} at line {line} (first at line {seen[key]}): keep one of them"
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml_document(data: bytes | str, *, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
@@ -56,11 +75,9 @@ def load_yaml_document(data: bytes | str, *, max_bytes: int = MAX_CONFIG_BYTES) 
             [Issue("", "an empty file", "expected a YAML mapping with at least a 'job' section")]
         )
     try:
-        loader = _LimitedSafeLoader(text)
-        try:
-            document = loader.get_single_data()
-        finally:
-            loader.dispose()
+        document = _parse(text)
+    except _DuplicateKey as e:
+        raise ConfigError([Issue("", str(e), "each key at most once in a mapping")]) from e
     except yaml.YAMLError as e:
         raise ConfigError([Issue("", _yaml_problem(e), "expected valid YAML (safe tags only)")]) from e
     _check_shape(document)
@@ -78,17 +95,21 @@ def load_yaml_value(text: str, *, max_bytes: int = MAX_OVERRIDE_BYTES) -> Any:
         too_big = f"an override value must be at most {max_bytes} bytes"
         raise ConfigError([Issue("", f"{size} bytes", too_big)])
     try:
-        loader = _LimitedSafeLoader(text)
-        try:
-            value = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except _AliasLimitReached as e:
+        value = _parse(text)
+    except (_AliasLimitReached, _DuplicateKey) as e:
         raise ConfigError([Issue("", _yaml_problem(e), "expected a plain value")]) from e
     except yaml.YAMLError:
         return text
     _check_shape(value)
     return value
+
+
+def _parse(text: str) -> Any:
+    loader = _LimitedSafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from spotline.domain.plain import plain_fields
+
 
 class ModelSource(StrEnum):
     PROMOTED = "promoted"  # the ledger's promoted model
@@ -25,15 +27,7 @@ class ModelChoice:
     job_file_version: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        return {
-            "uri": self.uri,
-            "source": self.source.value,
-            "run_id": self.run_id,
-            "lineage": dict(self.lineage),
-            "hyperparameters": dict(self.hyperparameters),
-            "job_file_key": self.job_file_key,
-            "job_file_version": self.job_file_version,
-        }
+        return plain_fields(self)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ModelChoice:

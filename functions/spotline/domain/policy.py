@@ -7,10 +7,11 @@ or re-validate the user's file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from spotline.config import RunConfig
+from spotline.domain.plain import plain_fields
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,7 @@ class RunPolicy:
         )
 
     def to_item(self) -> dict[str, Any]:
-        item = asdict(self)
-        item["ladder"] = list(self.ladder)
-        return item
+        return plain_fields(self)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:

@@ -15,10 +15,11 @@ the last checkpoint, so it is an upper bound; both numbers are labelled estimate
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from spotline.domain.attempts import AttemptFacts
+from spotline.domain.plain import plain_fields
 from spotline.domain.prices import PRICE_SOURCE
 
 
@@ -48,10 +49,7 @@ class RunSavings:
     price_source: str = PRICE_SOURCE
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["unpriced_types"] = list(self.unpriced_types)
-        data["attempts"] = [asdict(a) for a in self.attempts]
-        return data
+        return plain_fields(self)
 
 
 def attempt_cost(attempt: AttemptFacts, prices: Mapping[str, float], instance_count: int) -> AttemptCost:
@@ -65,14 +63,7 @@ def attempt_cost(attempt: AttemptFacts, prices: Mapping[str, float], instance_co
         cost = round(billable * instance_count * price / 3600, 4)
         on_demand = round(training * instance_count * price / 3600, 4)
     return AttemptCost(
-        attempt=attempt.attempt,
-        instance_type=instance_type,
-        spot=attempt.spot,
-        training_s=training,
-        billable_s=billable,
-        usd_per_hour=price,
-        estimated_cost_usd=cost,
-        on_demand_usd=on_demand,
+        attempt.attempt, instance_type, attempt.spot, training, billable, price, cost, on_demand
     )
 
 

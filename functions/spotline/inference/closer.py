@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from spotline.adapters.notifier import Notifier
 from spotline.domain.model_choice import ModelChoice
@@ -22,7 +22,7 @@ from spotline.domain.settings import Settings
 from spotline.domain.timefmt import iso_utc
 from spotline.inference.launch import InferenceLauncher, PartLaunch, inference_run_id, split_evenly
 from spotline.inference.model_resolver import ModelResolver, ModelUnavailable
-from spotline.ledger.batches import BatchLedger, batch_pk
+from spotline.ledger.batches import BatchLedger
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Batch, BatchClose, ClosePart
 
@@ -57,27 +57,18 @@ class BatchCloseError(RuntimeError):
         super().__init__("; ".join(self.failures))
 
 
+@dataclass
 class BatchCloser:
     """Closes due batches and launches their parts; safe to run from many invocations at once."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        batches: BatchLedger,
-        notices: Notices,
-        launcher: InferenceLauncher,
-        models: ModelResolver,
-        notifier: Notifier,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.batches = batches
-        self.notices = notices
-        self.launcher = launcher
-        self.models = models
-        self.notifier = notifier
-        self.clock = clock
+    settings: Settings
+    _: KW_ONLY
+    batches: BatchLedger
+    notices: Notices
+    inference_launcher: InferenceLauncher
+    model_resolver: ModelResolver
+    notifier: Notifier
+    clock: Callable[[], float] = time.time
 
     def close_due_batches(self) -> list[CloseOutcome]:
         """The scheduled sweep: every open batch is considered; one batch's failure spares the others."""
@@ -129,7 +120,7 @@ class BatchCloser:
     def _model(self, batch: str, generation: int) -> ModelChoice | None:
         """The model to run with, or None after alerting (once) why the batch waits."""
         try:
-            model = self.models.resolve(batch)
+            model = self.model_resolver.resolve(batch)
         except ModelUnavailable as e:
             self._alert_once(
                 batch, f"job-file-{e.version}", f"spotline: batch {batch} waits: bad _job.yaml", str(e)
@@ -156,7 +147,7 @@ class BatchCloser:
             )
             logger.warning("batch %s waits: %s", batch, reason)
 
-        self.notices.send_once(batch_pk(batch), what, send, now=now)
+        self.notices.of_batch(batch).send_once(what, send, now=now)
 
     def _finish_close(
         self,
@@ -184,7 +175,7 @@ class BatchCloser:
                 self.batches.close_done(batch, generation)
                 return CloseOutcome("empty", batch, generation, "no new images in the closed generation")
         runs = tuple(
-            self.launcher.launch_part(part, batch=batch, generation=generation, model=close.model)
+            self.inference_launcher.launch_part(part, batch=batch, generation=generation, model=close.model)
             for part in close.parts
         )
         if all(r.action != "busy" for r in runs):
@@ -203,7 +194,7 @@ class BatchCloser:
         parts = []
         for number, chunk in enumerate(chunks, start=1):
             run_id = inference_run_id(self.settings.bucket, batch, generation, number)
-            manifest = self.launcher.write_manifest(run_id, batch, chunk)
+            manifest = self.inference_launcher.write_manifest(run_id, batch, chunk)
             parts.append(ClosePart(run_id, number, len(chunks), len(chunk), manifest))
         return self.batches.put_close(
             BatchClose(

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from spotline.domain import layout
 from spotline.domain.events import EventShapeError, ObjectCreated, parse_object_created
@@ -82,21 +82,15 @@ class IntakeOutcome:
     reason: str = ""
 
 
+@dataclass
 class ImageIntake:
     """Records the images of one SQS batch, grouped per batch folder (one registration per folder)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        batches: BatchLedger,
-        closer: BatchCloser,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.batches = batches
-        self.closer = closer
-        self.clock = clock
+    settings: Settings
+    _: KW_ONLY
+    batches: BatchLedger
+    batch_closer: BatchCloser
+    clock: Callable[[], float] = time.time
 
     def record_messages(
         self, messages: Sequence[tuple[str, str]], *, writer: str, deadline: float
@@ -179,7 +173,7 @@ class ImageIntake:
     def _ready(self, batch: str) -> IntakeOutcome:
         try:
             item = self.batches.mark_ready(batch, now=self.clock())
-            closes = self.closer.consider(item)
+            closes = self.batch_closer.consider(item)
         except Exception as e:
             logger.exception("could not close batch %s on its _READY marker", batch)
             return IntakeOutcome("failed", batch, f"{layout.INFERENCE}{batch}/{READY_MARKER}", str(e))

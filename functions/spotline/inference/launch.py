@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spotline.adapters.drop_bucket import DropBucket
-from spotline.adapters.notifier import Notifier
-from spotline.adapters.training_jobs import JobRequestRejected, TrainingJobs
+from spotline.adapters.training_jobs import JobRequestRejected
 from spotline.domain import layout
 from spotline.domain.model_choice import ModelChoice
 from spotline.domain.naming import job_name, run_id_for_object
@@ -32,10 +29,8 @@ from spotline.domain.requests import Resources, job_request, s3_channel
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind, RunStatus
 from spotline.inference.model_resolver import batch_prefix
-from spotline.ledger.notices import Notices
 from spotline.ledger.records import ClosePart, InferencePart, RunSource
-from spotline.ledger.runs import RunLedger
-from spotline.runs.first_attempt import fail_first_attempt, start_first_attempt
+from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress
 from spotline.runs.publish import NOTICE_KIND
 
 logger = logging.getLogger(__name__)
@@ -43,7 +38,6 @@ logger = logging.getLogger(__name__)
 MODEL_CHANNEL = "model"
 IMAGES_CHANNEL = "images"
 TAG_BATCH = "spotline:batch"
-LAUNCH_LEASE_SECONDS = 300
 RETRY_BACKOFF_S = 60
 
 
@@ -133,27 +127,9 @@ class PartLaunch:
     reason: str = ""
 
 
-class InferenceLauncher:
+@dataclass
+class InferenceLauncher(FirstAttemptLauncher):
     """Writes manifests and starts one inference run per part; every step may be repeated."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        ledger: RunLedger,
-        notices: Notices,
-        jobs: TrainingJobs,
-        notifier: Notifier,
-        bucket: DropBucket,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.notices = notices
-        self.jobs = jobs
-        self.notifier = notifier
-        self.bucket = bucket
-        self.clock = clock
 
     def write_manifest(self, run_id: str, batch: str, relative_keys: Sequence[str]) -> str:
         key = manifest_key(run_id)
@@ -164,7 +140,6 @@ class InferenceLauncher:
         """Start the run of one part of a close."""
         run_id = part.run_id
         first_job = job_name(self.settings.job_prefix, run_id, 1)
-        now = self.clock()
         source = RunSource(self.settings.bucket, f"{layout.INFERENCE}{batch}", f"g{generation}-p{part.part}")
         inference = InferencePart(
             batch=batch,
@@ -175,28 +150,15 @@ class InferenceLauncher:
             manifest_key=part.manifest_key,
             model=model,
         )
-        created = self.ledger.create_run(
-            run_id,
-            kind=RunKind.INFERENCE,
-            source=source,
-            now=now,
-            lease_seconds=LAUNCH_LEASE_SECONDS,
-            inference=inference,
-        )
-        if created is None:
-            run = self.ledger.get_run(run_id)
-            if run is None or run.status != RunStatus.PENDING:
+        try:
+            if not self.claim(run_id, kind=RunKind.INFERENCE, source=source, inference=inference):
                 return PartLaunch("already", run_id, first_job)
-            if run.lease_until > now:
-                return PartLaunch("already" if self.jobs.exists(first_job) else "busy", run_id, first_job)
-            if not self.ledger.take_over_launch(
-                run_id, seen_lease_until=run.lease_until, now=now, lease_seconds=LAUNCH_LEASE_SECONDS
-            ):
-                return PartLaunch("busy", run_id, first_job)
+        except LaunchInProgress:
+            return PartLaunch("busy", run_id, first_job)
         try:
             return self._launch(run_id, batch, part, model)
         except Exception:
-            self.ledger.release_launch(run_id, now=self.clock())
+            self.release(run_id)
             raise
 
     def _launch(self, run_id: str, batch: str, part: ClosePart, model: ModelChoice) -> PartLaunch:
@@ -213,18 +175,10 @@ class InferenceLauncher:
             self.bucket.copy(model.job_file_key, config_key)
         name = str(request["TrainingJobName"])
         try:
-            start_first_attempt(
-                ledger=self.ledger,
-                jobs=self.jobs,
-                run_id=run_id,
-                request=request,
-                policy=inference_policy(self.settings),
-                config_key=config_key,
-                clock=self.clock,
-            )
+            self.start(run_id, request, policy=inference_policy(self.settings), config_key=config_key)
         except JobRequestRejected as e:
             if e.code == "ResourceLimitExceeded":
-                self.ledger.release_launch(run_id, now=self.clock())
+                self.release(run_id)
                 return PartLaunch("busy", run_id, name, str(e))
             return self._refused(run_id, batch, name, e)
         logger.info("launched %s for batch %s", name, batch, extra={"run_id": run_id, "job_name": name})
@@ -236,21 +190,13 @@ class InferenceLauncher:
         The run is settled only once the alert is out: a failed alert releases its notice and
         leaves the run PENDING, so the closer's next sweep retries both (as the launch function does).
         """
-        fail_first_attempt(
-            ledger=self.ledger,
-            notices=self.notices,
-            run_id=run_id,
-            reason=str(error),
-            now=self.clock(),
-            alert=lambda: self.notifier.publish(
-                f"spotline: inference for {batch} could not start",
-                {"run_id": run_id, "batch": batch, "reason": str(error)},
-                {
-                    "kind": NOTICE_KIND,
-                    "status": RunStatus.FAILED.value,
-                    "run_id": run_id,
-                    "run_kind": RunKind.INFERENCE.value,
-                },
-            ),
-        )
+        attributes = {
+            "kind": NOTICE_KIND,
+            "status": RunStatus.FAILED.value,
+            "run_id": run_id,
+            "run_kind": RunKind.INFERENCE.value,
+        }
+        body = {"run_id": run_id, "batch": batch, "reason": str(error)}
+        subject = f"spotline: inference for {batch} could not start"
+        self.fail(run_id, str(error), lambda: self.notifier.publish(subject, body, attributes))
         return PartLaunch("failed", run_id, name, str(error))

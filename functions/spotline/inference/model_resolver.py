@@ -12,6 +12,7 @@ running with a model nobody chose.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from spotline.adapters.drop_bucket import DropBucket, ObjectMissing, ObjectTooLarge
@@ -49,12 +50,13 @@ def hyperparameter_value(value: Any) -> str:
     return str(value)
 
 
+@dataclass
 class ModelResolver:
-    def __init__(self, settings: Settings, *, ledger: RunLedger, models: Models, bucket: DropBucket) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.models = models
-        self.bucket = bucket
+    settings: Settings
+    _: KW_ONLY
+    ledger: RunLedger
+    models: Models
+    bucket: DropBucket
 
     def resolve(self, batch: str) -> ModelChoice | None:
         """The model, None if none is promoted yet, or :class:`ModelUnavailable` for a bad job file."""

@@ -24,6 +24,7 @@ import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from spotline.adapters.drop_bucket import DropBucket, ObjectTooLarge
@@ -32,7 +33,7 @@ from spotline.domain import layout
 from spotline.domain.settings import Settings
 from spotline.domain.timefmt import iso_utc
 from spotline.inference.previews import worst_score, write_previews
-from spotline.ledger.batches import BatchLedger, batch_pk
+from spotline.ledger.batches import BatchLedger
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Run
 
@@ -125,25 +126,17 @@ def subject_for(summary: Mapping[str, Any]) -> str:
     return f"{label}: {n:,} of {total:,} images {verb} defects"
 
 
+@dataclass
 class InferenceCompleted:
     """Writes a close's results once all its parts completed, and announces them once."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        batches: BatchLedger,
-        notices: Notices,
-        notifier: Notifier,
-        bucket: DropBucket,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.batches = batches
-        self.notices = notices
-        self.notifier = notifier
-        self.bucket = bucket
-        self.clock = clock
+    settings: Settings
+    _: KW_ONLY
+    batches: BatchLedger
+    notices: Notices
+    notifier: Notifier
+    bucket: DropBucket
+    clock: Callable[[], float] = time.time
 
     def _read_lines(self, key: str) -> list[dict[str, Any]]:
         raw = self.bucket.read(key, cap=MAX_ARCHIVE_MEMBER_BYTES)
@@ -225,5 +218,5 @@ class InferenceCompleted:
             )
             self.notifier.emit(DETAIL_TYPE, body)
 
-        if not self.notices.send_once(batch_pk(batch), f"results-g{generation}", send, now=self.clock()):
+        if not self.notices.of_batch(batch).send_once(f"results-g{generation}", send, now=self.clock()):
             logger.info("results of %s generation %d were already announced", batch, generation)

@@ -1,11 +1,6 @@
 """Image batches in the ledger: the batch, its images, its closes, its writers.
 
-| item                 | pk               | sk                    | gsi1pk          | gsi1sk           |
-|----------------------|------------------|-----------------------|-----------------|------------------|
-| batch                | ``BATCH#<name>`` | ``BATCH``             | ``OPEN_BATCHES`` | ``BATCH#<name>`` |
-| image                | ``BATCH#<name>`` | ``IMG#<rel key>``     |                 |                  |
-| close of generation  | ``BATCH#<name>`` | ``CLOSE#<gen:06d>``   |                 |                  |
-| notice sent (dedup)  | ``BATCH#<name>`` | ``NOTICE#<what>``     |  (spotline.ledger.notices)         |
+Keys (batch, image, close and notice items under ``BATCH#<name>``) in :mod:`spotline.ledger.keys`.
 
 A batch has *generations*: images join the open one (``generation`` on the batch item); closing
 a batch is one conditional write that moves ``generation`` on, so exactly one closer wins.
@@ -25,21 +20,9 @@ import contextlib
 from typing import Any
 
 from spotline.domain.timefmt import iso_utc
+from spotline.ledger.keys import BATCH_SK, IMAGE_PREFIX, OPEN_BATCHES, batch_pk, close_sk, image_sk
 from spotline.ledger.records import WRITER_PREFIX, Batch, BatchClose, ImageRecord
 from spotline.ledger.table import GSI1, ConditionFailed, LedgerTable
-
-OPEN_BATCHES = "OPEN_BATCHES"
-BATCH_SK = "BATCH"
-IMAGE_PREFIX = "IMG#"
-CLOSE_PREFIX = "CLOSE#"
-
-
-def batch_pk(batch: str) -> str:
-    return f"BATCH#{batch}"
-
-
-def close_sk(generation: int) -> str:
-    return f"{CLOSE_PREFIX}{generation:06d}"
 
 
 class BatchLedger:
@@ -191,7 +174,7 @@ class BatchLedger:
         """
         item = {
             "pk": batch_pk(batch),
-            "sk": IMAGE_PREFIX + image.relative_key,
+            "sk": image_sk(image.relative_key),
             "key": image.key,
             "etag": image.etag,
             "size": image.size,

@@ -7,11 +7,9 @@ creation time, then run id). A late-finishing old run can therefore never replac
 
 from __future__ import annotations
 
+from spotline.ledger.keys import MODEL_PK, PROMOTED_SK
 from spotline.ledger.records import Promotion
 from spotline.ledger.table import ConditionFailed, LedgerTable
-
-MODEL_PK = "MODEL"
-PROMOTED_SK = "PROMOTED"
 
 
 def promotion_order(run_created_at: str, run_id: str) -> str:

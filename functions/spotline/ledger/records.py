@@ -8,12 +8,13 @@ attributes, never item keys; the item keys are written here and in the record's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from spotline.domain.classify import Outcome
 from spotline.domain.model_choice import ModelChoice
+from spotline.domain.plain import plain_fields
 from spotline.domain.policy import RunPolicy
 from spotline.domain.states import AttemptStatus, RunKind, RunStatus
 from spotline.ledger.table import check_storable
@@ -23,62 +24,77 @@ class RecordError(ValueError):
     """A ledger item that does not have the shape its record needs."""
 
 
+_NO_DEFAULT: Any = object()
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_whole(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and v == int(v)
+
+
+def _is_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float)
+
+
+def _is_flag(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_mapping(v: Any) -> bool:
+    return isinstance(v, Mapping)
+
+
+def _is_texts(v: Any) -> bool:
+    return isinstance(v, list | tuple | set | frozenset) and all(isinstance(x, str) for x in v)
+
+
 class _Fields:
     """Typed reads of one item's attributes; every failure names the item and the attribute."""
 
     def __init__(self, item: Mapping[str, Any], what: str) -> None:
         self.item, self.what = item, what
 
-    def _fail(self, key: str, expected: str) -> RecordError:
-        return RecordError(f"{self.what}: {key} is {self.item.get(key)!r}, expected {expected}")
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.item.get(key, default)
-        if not isinstance(value, str):
-            raise self._fail(key, "text")
+    def _read(self, key: str, default: Any, check: Callable[[Any], bool], expected: str) -> Any:
+        value = self.item.get(key) if default is _NO_DEFAULT else self.item.get(key, default)
+        if value is None and default is None:
+            return None
+        if not check(value):
+            raise RecordError(f"{self.what}: {key} is {self.item.get(key)!r}, expected {expected}")
         return value
+
+    def text(self, key: str, default: str | None = _NO_DEFAULT) -> str:
+        return str(self._read(key, default, _is_text, "text"))
 
     def opt_text(self, key: str) -> str | None:
-        return None if self.item.get(key) is None else self.text(key)
-
-    def whole(self, key: str, default: int | None = None) -> int:
-        value = self.item.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise self._fail(key, "a whole number")
-        return int(value)
-
-    def opt_whole(self, key: str) -> int | None:
-        return None if self.item.get(key) is None else self.whole(key)
-
-    def number(self, key: str, default: float | None = None) -> float:
-        value = self.item.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(key, "a number")
-        return float(value)
-
-    def opt_number(self, key: str) -> float | None:
-        return None if self.item.get(key) is None else self.number(key)
-
-    def flag(self, key: str, default: bool | None = None) -> bool:
-        value = self.item.get(key, default)
-        if not isinstance(value, bool):
-            raise self._fail(key, "true or false")
+        value: str | None = self._read(key, None, _is_text, "text")
         return value
 
+    def whole(self, key: str, default: int | None = _NO_DEFAULT) -> int:
+        return int(self._read(key, default, _is_whole, "a whole number"))
+
+    def opt_whole(self, key: str) -> int | None:
+        value = self._read(key, None, _is_whole, "a whole number")
+        return None if value is None else int(value)
+
+    def number(self, key: str, default: float | None = _NO_DEFAULT) -> float:
+        return float(self._read(key, default, _is_number, "a number"))
+
+    def opt_number(self, key: str) -> float | None:
+        value = self._read(key, None, _is_number, "a number")
+        return None if value is None else float(value)
+
+    def flag(self, key: str, default: bool | None = _NO_DEFAULT) -> bool:
+        return bool(self._read(key, default, _is_flag, "true or false"))
+
     def mapping(self, key: str) -> Mapping[str, Any] | None:
-        value = self.item.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise self._fail(key, "a mapping")
+        value: Mapping[str, Any] | None = self._read(key, None, _is_mapping, "a mapping")
         return value
 
     def texts(self, key: str) -> tuple[str, ...]:
-        value = self.item.get(key) or ()
-        if not isinstance(value, list | tuple | set | frozenset) or not all(
-            isinstance(v, str) for v in value
-        ):
-            raise self._fail(key, "a list of text")
+        value = self._read(key, (), _is_texts, "a list of text") or ()
         return tuple(sorted(value) if isinstance(value, set | frozenset) else value)
 
 
@@ -245,26 +261,17 @@ class Run:
         return _checked(item, f"run {self.run_id}")
 
 
+_NEXT_ATTEMPT_ATTRS = {"attempt": "next_attempt", "instance_type": "next_instance_type", "spot": "next_spot"}
+
+
 def next_attempt_attrs(next_attempt: NextAttempt) -> dict[str, Any]:
-    return {
-        "next_attempt": next_attempt.attempt,
-        "next_instance_type": next_attempt.instance_type,
-        "next_spot": next_attempt.spot,
-        "not_before": next_attempt.not_before,
-        "retry_reason": next_attempt.reason,
-    }
+    """The waiting attempt as the run item keeps it (``next_attempt``, ..., ``retry_reason``)."""
+    names = {**_NEXT_ATTEMPT_ATTRS, "reason": "retry_reason"}
+    return {names.get(k, k): v for k, v in plain_fields(next_attempt).items()}
 
 
 def inference_attrs(part: InferencePart) -> dict[str, Any]:
-    return {
-        "batch": part.batch,
-        "generation": part.generation,
-        "part": part.part,
-        "parts": part.parts,
-        "image_count": part.image_count,
-        "manifest_key": part.manifest_key,
-        "model": part.model.to_item(),
-    }
+    return plain_fields(part)
 
 
 # -- attempts -------------------------------------------------------------------------------------
@@ -284,19 +291,7 @@ class AttemptEnd:
     ended_at: str | None
 
     def to_attrs(self) -> dict[str, Any]:
-        return _checked(
-            {
-                "status": self.status.value,
-                "outcome": self.outcome.value,
-                "job_status": self.job_status,
-                "secondary_status": self.secondary_status,
-                "failure_reason": self.failure_reason,
-                "training_s": self.training_s,
-                "billable_s": self.billable_s,
-                "ended_at": self.ended_at,
-            },
-            "attempt end",
-        )
+        return _checked(plain_fields(self), "attempt end")
 
 
 @dataclass(frozen=True)
@@ -339,42 +334,11 @@ class Attempt:
         )
 
     def to_item(self) -> dict[str, Any]:
-        return _checked(
-            {
-                "run_id": self.run_id,
-                "attempt": self.attempt,
-                "job_name": self.job_name,
-                "instance_type": self.instance_type,
-                "spot": self.spot,
-                "status": self.status.value,
-                "outcome": self.outcome,
-                "job_status": self.job_status,
-                "secondary_status": self.secondary_status,
-                "failure_reason": self.failure_reason,
-                "training_s": self.training_s,
-                "billable_s": self.billable_s,
-                "launched_at": self.launched_at,
-                "ended_at": self.ended_at,
-            },
-            f"attempt {self.run_id}#{self.attempt}",
-        )
+        return _checked(plain_fields(self), f"attempt {self.run_id}#{self.attempt}")
 
     def view(self) -> dict[str, Any]:
         """The attempt as reports and alerts show it (every field, None where unknown)."""
-        return {
-            "attempt": self.attempt,
-            "job_name": self.job_name,
-            "instance_type": self.instance_type,
-            "spot": self.spot,
-            "status": self.status.value,
-            "outcome": self.outcome,
-            "secondary_status": self.secondary_status,
-            "failure_reason": self.failure_reason,
-            "training_s": self.training_s,
-            "billable_s": self.billable_s,
-            "launched_at": self.launched_at,
-            "ended_at": self.ended_at,
-        }
+        return plain_fields(self, without=("run_id", "job_status"))
 
 
 # -- batches --------------------------------------------------------------------------------------
@@ -453,13 +417,7 @@ class ClosePart:
     manifest_key: str
 
     def to_item(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "part": self.part,
-            "parts": self.parts,
-            "images": self.images,
-            "manifest_key": self.manifest_key,
-        }
+        return plain_fields(self)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ClosePart:
@@ -485,20 +443,8 @@ class BatchClose:
     done_parts: frozenset[str] = frozenset()
 
     def to_attrs(self) -> dict[str, Any]:
-        return _checked(
-            {
-                "batch": self.batch,
-                "generation": self.generation,
-                "parts": [p.to_item() for p in self.parts],
-                "image_count": self.image_count,
-                "model": self.model.to_item(),
-                "reason": self.reason,
-                "status": self.status,
-                "closed_at": self.closed_at,
-                "launched_at": self.launched_at,
-            },
-            f"close {self.batch}#{self.generation}",
-        )
+        """What the close item is written with (``done_parts`` grows by its own update)."""
+        return _checked(plain_fields(self, without=("done_parts",)), f"close {self.batch}#{self.generation}")
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> BatchClose:
@@ -543,21 +489,7 @@ class Promotion:
         return {k: v for k, v in self.to_attrs().items() if v not in (None, {}, "")}
 
     def to_attrs(self) -> dict[str, Any]:
-        return _checked(
-            {
-                "run_id": self.run_id,
-                "model_artifact": self.model_artifact,
-                "config_key": self.config_key,
-                "config_version": self.config_version,
-                "config_snapshot": self.config_snapshot,
-                "job_name": self.job_name,
-                "metrics": dict(self.metrics),
-                "gate": dict(self.gate),
-                "run_created_at": self.run_created_at,
-                "promoted_at": self.promoted_at,
-            },
-            f"promotion of {self.run_id}",
-        )
+        return _checked(plain_fields(self), f"promotion of {self.run_id}")
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Promotion:

@@ -1,9 +1,7 @@
 """Runs and their attempts in the ledger: creation with a launch lease, guarded transitions.
 
-| item    | pk               | sk            | gsi1pk  | gsi1sk                 |
-|---------|------------------|---------------|---------|------------------------|
-| run     | ``RUN#<run id>`` | ``RUN``       | ``RUNS`` | ``<created>#<run id>`` |
-| attempt | ``RUN#<run id>`` | ``ATTEMPT#NN`` |         |                        |
+Run items (``RUN#<run id>`` / ``RUN``, listed newest first by the ``RUNS`` index) and their
+attempts (``ATTEMPT#NN``); keys in :mod:`spotline.ledger.keys`.
 
 A run item is created once per run id (a conditional put). The invocation that creates it holds
 a *launch lease* until it has started the first job; a duplicate event arriving while the lease
@@ -25,6 +23,7 @@ from typing import Any
 from spotline.domain.policy import RunPolicy
 from spotline.domain.states import ALLOWED_TRANSITIONS, AttemptStatus, RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
+from spotline.ledger.keys import ATTEMPT_PREFIX, RUN_SK, RUNS_INDEX_PK, attempt_sk, run_pk
 from spotline.ledger.records import (
     Attempt,
     AttemptEnd,
@@ -35,18 +34,6 @@ from spotline.ledger.records import (
     next_attempt_attrs,
 )
 from spotline.ledger.table import GSI1, ConditionFailed, LedgerTable
-
-RUN_SK = "RUN"
-RUNS_INDEX_PK = "RUNS"
-ATTEMPT_PREFIX = "ATTEMPT#"
-
-
-def run_pk(run_id: str) -> str:
-    return f"RUN#{run_id}"
-
-
-def attempt_sk(attempt: int) -> str:
-    return f"{ATTEMPT_PREFIX}{attempt:02d}"
 
 
 class TransitionRefused(Exception):
@@ -108,34 +95,53 @@ class RunLedger:
         items = self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)
         return [Run.from_item(i) for i in items]
 
+    def _update_run(
+        self,
+        run_id: str,
+        attrs: Mapping[str, Any],
+        *,
+        now: float,
+        status_in: Iterable[RunStatus],
+        also: str = "",
+        values: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """SET ``attrs`` (and ``updated_at``) if the run's status is one of ``status_in`` and ``also``
+        holds; :class:`TransitionRefused` otherwise."""
+        statuses = list(status_in)
+        placeholders = {f":st{i}": s.value for i, s in enumerate(statuses)}
+        condition = "#st IN (" + ", ".join(placeholders) + ")" + (f" AND {also}" if also else "")
+        try:
+            item = self.table.update(
+                run_pk(run_id),
+                RUN_SK,
+                {**attrs, "updated_at": iso_utc(now)},
+                condition=condition,
+                condition_values={"#st": "status", **placeholders, **(values or {})},
+            )
+        except ConditionFailed as e:
+            refused = ", ".join(statuses)
+            raise TransitionRefused(f"run {run_id}: not in {refused} (or {also or 'moved on'})") from e
+        return Run.from_item(item)
+
     def take_over_launch(self, run_id: str, *, seen_lease_until: int, now: float, lease_seconds: int) -> bool:
         """Take an expired launch lease of a PENDING run; False if someone else holds or took it."""
         try:
-            self.table.update(
-                run_pk(run_id),
-                RUN_SK,
-                {"lease_until": int(now) + lease_seconds, "updated_at": iso_utc(now)},
-                condition="#st = :pending AND lease_until = :seen",
-                condition_values={
-                    "#st": "status",
-                    ":pending": RunStatus.PENDING.value,
-                    ":seen": seen_lease_until,
-                },
+            self._update_run(
+                run_id,
+                {"lease_until": int(now) + lease_seconds},
+                now=now,
+                status_in=[RunStatus.PENDING],
+                also="lease_until = :seen",
+                values={":seen": seen_lease_until},
             )
-        except ConditionFailed:
+        except TransitionRefused:
             return False
         return True
 
     def release_launch(self, run_id: str, *, now: float) -> None:
         """Give up this invocation's launch lease (it failed), so a retry can take over at once."""
-        with contextlib.suppress(ConditionFailed):  # the run moved on: nothing to release
-            self.table.update(
-                run_pk(run_id),
-                RUN_SK,
-                {"lease_until": 0, "updated_at": iso_utc(now)},
-                condition="#st = :pending",
-                condition_values={"#st": "status", ":pending": RunStatus.PENDING.value},
-            )
+        with contextlib.suppress(TransitionRefused):  # the run moved on: nothing to release
+            self._update_run(run_id, {"lease_until": 0}, now=now, status_in=[RunStatus.PENDING])
 
     def record_launch(
         self,
@@ -151,22 +157,8 @@ class RunLedger:
         Raises :class:`spotline.ledger.table.UnstorableValue` for a value the table cannot hold
         and :class:`TransitionRefused` if the run is no longer PENDING.
         """
-        try:
-            item = self.table.update(
-                run_pk(run_id),
-                RUN_SK,
-                {
-                    "policy": policy.to_item(),
-                    "first_request": dict(first_request),
-                    "config_key": config_key,
-                    "updated_at": iso_utc(now),
-                },
-                condition="#st = :pending",
-                condition_values={"#st": "status", ":pending": RunStatus.PENDING.value},
-            )
-        except ConditionFailed as e:
-            raise TransitionRefused(f"run {run_id} is no longer PENDING") from e
-        return Run.from_item(item)
+        attrs = {"policy": policy.to_item(), "first_request": dict(first_request), "config_key": config_key}
+        return self._update_run(run_id, attrs, now=now, status_in=[RunStatus.PENDING])
 
     def mark_running(
         self,
@@ -212,17 +204,14 @@ class RunLedger:
 
     def defer_for_quota(self, run_id: str, *, attempt: int, hits: int, not_before: int, now: float) -> Run:
         """A RETRYING run's create hit a quota: the same attempt waits until ``not_before``."""
-        try:
-            item = self.table.update(
-                run_pk(run_id),
-                RUN_SK,
-                {"create_quota_hits": hits, "not_before": not_before, "updated_at": iso_utc(now)},
-                condition="#st = :retrying AND next_attempt = :n",
-                condition_values={"#st": "status", ":retrying": RunStatus.RETRYING.value, ":n": attempt},
-            )
-        except ConditionFailed as e:
-            raise TransitionRefused(f"run {run_id} no longer waits for attempt {attempt}") from e
-        return Run.from_item(item)
+        return self._update_run(
+            run_id,
+            {"create_quota_hits": hits, "not_before": not_before},
+            now=now,
+            status_in=[RunStatus.RETRYING],
+            also="next_attempt = :n",
+            values={":n": attempt},
+        )
 
     def settle(
         self,
@@ -280,22 +269,15 @@ class RunLedger:
         illegal = [s for s in sources if to not in ALLOWED_TRANSITIONS.get(s, frozenset())]
         if illegal:
             raise ValueError(f"{', '.join(illegal)} -> {to} is not an allowed transition")
-        values: dict[str, Any] = {f":from{i}": s.value for i, s in enumerate(sources)}
-        condition = "#st IN (" + ", ".join(values) + ")"
-        if expected_attempt is not None:
-            condition += " AND attempt = :attempt"
-            values[":attempt"] = expected_attempt
-        try:
-            item = self.table.update(
-                run_pk(run_id),
-                RUN_SK,
-                {"status": to.value, "updated_at": iso_utc(now), **attrs},
-                condition=condition,
-                condition_values={"#st": "status", **values},
-            )
-        except ConditionFailed as e:
-            raise TransitionRefused(f"run {run_id}: not in {', '.join(sources)}; refused -> {to}") from e
-        return Run.from_item(item)
+        at_attempt = {} if expected_attempt is None else {":attempt": expected_attempt}
+        return self._update_run(
+            run_id,
+            {"status": to.value, **attrs},
+            now=now,
+            status_in=sources,
+            also="attempt = :attempt" if at_attempt else "",
+            values=at_attempt,
+        )
 
     # -- attempts -----------------------------------------------------------------------------------
 

@@ -93,19 +93,15 @@ def from_dynamo(value: Any) -> Any:
 class LedgerTable:
     """Typed access to the table: put-if-absent, conditional update, get, query, delete."""
 
+    client = aws.ServiceClient("dynamodb")
+
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
         self.name = table_name
-        self._client = client
+        self.client = client
         self._ser = TypeSerializer()
         self._de = TypeDeserializer()
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
 
     def serialize(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Attributes in DynamoDB's wire format, after :func:`check_storable` (None values dropped)."""

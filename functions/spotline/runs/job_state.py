@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from spotline.adapters.relaunch_queue import RelaunchQueue
@@ -37,7 +37,7 @@ from spotline.domain.states import AttemptStatus, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import AttemptEnd, NextAttempt, Run
-from spotline.ledger.runs import RunLedger, TransitionRefused, run_pk
+from spotline.ledger.runs import RunLedger, TransitionRefused
 from spotline.runs.publish import RunPublisher, notice_for
 
 logger = logging.getLogger(__name__)
@@ -77,27 +77,17 @@ class StateOutcome:
     delay_s: int | None = None
 
 
+@dataclass
 class JobStateFlow:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        ledger: RunLedger,
-        notices: Notices,
-        jobs: TrainingJobs,
-        publisher: RunPublisher,
-        queue: RelaunchQueue,
-        prices: Mapping[str, float],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.notices = notices
-        self.jobs = jobs
-        self.publisher = publisher
-        self.queue = queue
-        self.prices = prices
-        self.clock = clock
+    settings: Settings
+    _: KW_ONLY
+    ledger: RunLedger
+    notices: Notices
+    jobs: TrainingJobs
+    publisher: RunPublisher
+    relaunch_queue: RelaunchQueue
+    prices: Mapping[str, float]
+    clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
         parsed = parse_job_name(self.settings.job_prefix, change.job_name)
@@ -117,7 +107,7 @@ class JobStateFlow:
             )
         if run.status != RunStatus.RUNNING:
             settled_notice = notice_for(run.status, run.next.attempt if run.next else None)
-            if self.notices.claimed(run_pk(run_id), settled_notice):
+            if self.notices.of_run(run_id).claimed(settled_notice):
                 return StateOutcome("duplicate", run_id, attempt, reason=f"run already {run.status}")
 
         describe = self.jobs.describe(change.job_name)
@@ -221,10 +211,9 @@ class JobStateFlow:
         waiting = run.next
         if waiting is None:
             raise RuntimeError(f"run {run_id} is RETRYING without its next attempt")
-        self.notices.send_once(
-            run_pk(run_id),
+        self.notices.of_run(run_id).send_once(
             f"relaunch-a{waiting.attempt:02d}",
-            lambda: self.queue.send(run_id, waiting.attempt, not_before=waiting.not_before, now=now),
+            lambda: self.relaunch_queue.send(run_id, waiting.attempt, not_before=waiting.not_before, now=now),
             now=now,
         )
         failure = str(describe.get("FailureReason") or describe.get("SecondaryStatus") or "")

@@ -18,19 +18,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.notifier import Notifier
 from spotline.domain import layout
+from spotline.domain.plain import plain_fields
 from spotline.domain.savings import RunSavings, run_savings
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Run
-from spotline.ledger.runs import RunLedger, TransitionRefused, run_pk
+from spotline.ledger.runs import RunLedger, TransitionRefused
 
 logger = logging.getLogger(__name__)
 
@@ -83,31 +84,20 @@ class Settlement:
     results: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
 class RunPublisher:
     """Terminal transitions and the messages that go with them."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        ledger: RunLedger,
-        notices: Notices,
-        notifier: Notifier,
-        bucket: DropBucket,
-        prices: Mapping[str, float],
-        completed: Mapping[RunKind, CompletedPublisher],
-        metrics: MetricsSink | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.notices = notices
-        self.notifier = notifier
-        self.bucket = bucket
-        self.prices = prices
-        self.completed = completed
-        self.metrics = metrics
-        self.clock = clock
+    settings: Settings
+    _: KW_ONLY
+    ledger: RunLedger
+    notices: Notices
+    notifier: Notifier
+    bucket: DropBucket
+    prices: Mapping[str, float]
+    completed: Mapping[RunKind, CompletedPublisher]
+    metrics: MetricsSink | None = None
+    clock: Callable[[], float] = time.time
 
     def fail_waiting_run(self, run: Run, reason: str, cap: str | None) -> Settlement:
         """Settle a RETRYING run (its relaunch was refused) as FAILED, with an alert."""
@@ -159,7 +149,7 @@ class RunPublisher:
                 return Settlement("stale", to)
             run = current
         notice = notice_for(to)
-        if self.notices.claimed(run_pk(run_id), notice):
+        if self.notices.of_run(run_id).claimed(notice):
             return Settlement("duplicate", to)
 
         results: dict[str, Any] = {}
@@ -258,7 +248,7 @@ class RunPublisher:
             self.notifier.emit(DETAIL_TYPES[status], body)
             after_send()
 
-        return self.notices.send_once(run_pk(run.run_id), notice, send, now=self.clock())
+        return self.notices.of_run(run.run_id).send_once(notice, send, now=self.clock())
 
     def _count_relaunch(self) -> None:
         if self.metrics is not None:
@@ -279,15 +269,8 @@ class RunPublisher:
 
 
 def _savings_summary(s: RunSavings) -> dict[str, Any]:
-    return {
-        "training_s": s.training_s,
-        "billable_s": s.billable_s,
-        "estimated_cost_usd": s.estimated_cost_usd,
-        "on_demand_usd": s.on_demand_usd,
-        "savings_usd": s.savings_usd,
-        "savings_pct": s.savings_pct,
-        "estimate": True,
-    }
+    """The totals of the savings (the per-attempt detail is in the report)."""
+    return plain_fields(s, without=("unpriced_types", "attempts", "price_source"))
 
 
 def _subject(run: Run, to: RunStatus, reason: str, cap: str | None) -> str:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from spotline.adapters.relaunch_queue import RelaunchQueue, RelaunchRequest
 from spotline.adapters.training_jobs import JobAlreadyExists, JobRequestRejected, TrainingJobs
@@ -28,6 +28,7 @@ from spotline.domain.states import AttemptStatus, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import AttemptExists, RunLedger, TransitionRefused
+from spotline.runs.publish import RunPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -43,30 +44,21 @@ class RelaunchOutcome:
     reason: str = ""
 
 
+@dataclass
 class Relauncher:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        ledger: RunLedger,
-        jobs: TrainingJobs,
-        queue: RelaunchQueue,
-        finish_failed: Callable[[Run, str, str | None], object],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """``finish_failed(run, reason, cap)`` settles a RETRYING run as FAILED and alerts."""
-        self.settings = settings
-        self.ledger = ledger
-        self.jobs = jobs
-        self.queue = queue
-        self.finish_failed = finish_failed
-        self.clock = clock
+    settings: Settings
+    _: KW_ONLY
+    ledger: RunLedger
+    jobs: TrainingJobs
+    relaunch_queue: RelaunchQueue
+    publisher: RunPublisher
+    clock: Callable[[], float] = time.time
 
     def relaunch(self, request: RelaunchRequest) -> RelaunchOutcome:
         run_id, attempt = request.run_id, request.attempt
         now = self.clock()
         if request.not_before > now + 1:
-            self.queue.send(run_id, attempt, not_before=request.not_before, now=now)
+            self.relaunch_queue.send(run_id, attempt, not_before=request.not_before, now=now)
             return RelaunchOutcome(
                 "deferred", run_id, attempt, reason=f"not before {iso_utc(request.not_before)}"
             )
@@ -114,7 +106,7 @@ class Relauncher:
             if e.code == "ResourceLimitExceeded":
                 return self._quota_deferral(run, run.policy, attempt, str(e))
             self.ledger.attempt_refused(run_id, attempt, str(e))
-            self.finish_failed(run, f"SageMaker refused attempt {attempt}: {e}", None)
+            self.publisher.fail_waiting_run(run, f"SageMaker refused attempt {attempt}: {e}", None)
             return RelaunchOutcome("failed", run_id, attempt, name, str(e))
 
         now = self.clock()
@@ -139,7 +131,7 @@ class Relauncher:
         run_id = run.run_id
         hits = run.create_quota_hits + 1
         if hits > QUOTA_RETRY_LIMIT:
-            self.finish_failed(run, f"{Cap.QUOTA} reached: {reason}", Cap.QUOTA.value)
+            self.publisher.fail_waiting_run(run, f"{Cap.QUOTA} reached: {reason}", Cap.QUOTA.value)
             return RelaunchOutcome("failed", run_id, attempt, reason=reason)
         now = self.clock()
         not_before = now + quota_backoff_s(policy, hits - 1, run_id=run_id, attempt=attempt)
@@ -149,5 +141,5 @@ class Relauncher:
             )
         except TransitionRefused:
             return RelaunchOutcome("ignored", run_id, attempt, reason="the run moved on")
-        self.queue.send(run_id, attempt, not_before=not_before, now=now)
+        self.relaunch_queue.send(run_id, attempt, not_before=not_before, now=now)
         return RelaunchOutcome("deferred", run_id, attempt, reason=reason)

@@ -17,15 +17,12 @@ that the event is retried and, in the end, lands in the function's dead-letter q
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from spotline.adapters.drop_bucket import DropBucket, ObjectMissing, ObjectTooLarge
-from spotline.adapters.notifier import Notifier
+from spotline.adapters.drop_bucket import ObjectMissing, ObjectTooLarge
 from spotline.adapters.relaunch_queue import RelaunchQueue
-from spotline.adapters.training_jobs import JobRequestRejected, TrainingJobs
+from spotline.adapters.training_jobs import JobRequestRejected
 from spotline.config import ConfigError, Issue, RunConfig, ValidationContext, parse_run_config
 from spotline.domain import layout
 from spotline.domain.events import ObjectCreated
@@ -33,22 +30,15 @@ from spotline.domain.naming import job_name, run_id_for_object
 from spotline.domain.policy import RunPolicy
 from spotline.domain.requests import training_request
 from spotline.domain.retry import quota_backoff_s
-from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind, RunStatus
-from spotline.ledger.notices import Notices
 from spotline.ledger.records import NextAttempt, RunSource
-from spotline.ledger.runs import RunLedger, TransitionRefused, run_pk
-from spotline.runs.first_attempt import LaunchNotRecordable, fail_first_attempt, start_first_attempt
+from spotline.ledger.runs import TransitionRefused
+from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress, LaunchNotRecordable
 from spotline.runs.publish import NOTICE_KIND
 
 logger = logging.getLogger(__name__)
 
-# Longer than the function's timeout: a lease still held means its holder may still be working.
-LAUNCH_LEASE_SECONDS = 300
-
-
-class LaunchInProgress(Exception):
-    """Another invocation holds this run's launch lease and its job does not exist yet: retry later."""
+__all__ = ["LaunchInProgress", "LaunchOutcome", "TrainingLauncher"]
 
 
 @dataclass(frozen=True)
@@ -61,31 +51,17 @@ class LaunchOutcome:
     reason: str = ""
 
 
-class TrainingLauncher:
-    """Turns config objects into training runs. Collaborators are injected by the wiring."""
+@dataclass(kw_only=True)
+class TrainingLauncher(FirstAttemptLauncher):
+    """Turns config objects into training runs."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        ledger: RunLedger,
-        notices: Notices,
-        jobs: TrainingJobs,
-        notifier: Notifier,
-        bucket: DropBucket,
-        relaunch_queue: RelaunchQueue,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.ledger = ledger
-        self.notices = notices
-        self.jobs = jobs
-        self.notifier = notifier
-        self.relaunch_queue = relaunch_queue
-        self.bucket = bucket
-        self.clock = clock
-        self.context = ValidationContext(
-            drop_bucket=settings.bucket, extra_data_buckets=settings.extra_data_buckets
+    relaunch_queue: RelaunchQueue
+
+    @property
+    def context(self) -> ValidationContext:
+        """What the deployment allows a config to name (its data buckets)."""
+        return ValidationContext(
+            drop_bucket=self.settings.bucket, extra_data_buckets=self.settings.extra_data_buckets
         )
 
     def launch_from_object(self, obj: ObjectCreated) -> LaunchOutcome:
@@ -99,16 +75,10 @@ class TrainingLauncher:
             return self._ignored(obj, str(e))
 
         run_id = run_id_for_object(obj.bucket, obj.key, obj.version_or_etag)
-        first_job = job_name(self.settings.job_prefix, run_id, 1)
-        now = self.clock()
         source = RunSource(obj.bucket, obj.key, obj.version_or_etag)
-        created = self.ledger.create_run(
-            run_id, kind=RunKind.TRAINING, source=source, now=now, lease_seconds=LAUNCH_LEASE_SECONDS
-        )
-        if created is None and not self._resume_unfinished_launch(run_id, first_job, now):
+        if not self.claim(run_id, kind=RunKind.TRAINING, source=source):
             logger.info("duplicate event for run %s", run_id, extra={"run_id": run_id, "key": obj.key})
-            return LaunchOutcome("duplicate", run_id, first_job)
-
+            return LaunchOutcome("duplicate", run_id, job_name(self.settings.job_prefix, run_id, 1))
         try:
             try:
                 data = self._read_config(obj)
@@ -118,24 +88,8 @@ class TrainingLauncher:
                 return LaunchOutcome("rejected", run_id, None, "; ".join(str(i) for i in e.issues))
             return self._launch(run_id, obj, data, config)
         except Exception:
-            self.ledger.release_launch(run_id, now=self.clock())
+            self.release(run_id)
             raise
-
-    def _resume_unfinished_launch(self, run_id: str, first_job: str, now: float) -> bool:
-        """For a run that already exists: True if this invocation must (re)do its launch."""
-        run = self.ledger.get_run(run_id)
-        if run is None or run.status != RunStatus.PENDING:
-            return False
-        if run.lease_until > now:
-            if self.jobs.exists(first_job):
-                return False
-            raise LaunchInProgress(f"run {run_id} is being launched by another invocation")
-        if not self.ledger.take_over_launch(
-            run_id, seen_lease_until=run.lease_until, now=now, lease_seconds=LAUNCH_LEASE_SECONDS
-        ):
-            raise LaunchInProgress(f"run {run_id}: another invocation took the launch over")
-        logger.warning("taking over the unfinished launch of run %s", run_id, extra={"run_id": run_id})
-        return True
 
     def _read_config(self, obj: ObjectCreated) -> bytes:
         """The object's bytes, never more than the cap (a larger file is a user error)."""
@@ -170,8 +124,7 @@ class TrainingLauncher:
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         subject = f"spotline: {obj.key} rejected ({count})"
         alert_body = {**report, "report": self.bucket.uri(report_key)}
-        self.notices.send_once(
-            run_pk(run_id),
+        self.notices.of_run(run_id).send_once(
             "rejected",
             lambda: self._alert(run_id, subject, alert_body, RunStatus.REJECTED),
             now=now,
@@ -191,15 +144,7 @@ class TrainingLauncher:
         )
         policy = RunPolicy.from_config(config)
         try:
-            name = start_first_attempt(
-                ledger=self.ledger,
-                jobs=self.jobs,
-                run_id=run_id,
-                request=request,
-                policy=policy,
-                config_key=config_key,
-                clock=self.clock,
-            )
+            name = self.start(run_id, request, policy=policy, config_key=config_key)
         except LaunchNotRecordable as e:  # refused before any job was created
             issue = Issue("", str(e), "a value spotline can keep in its ledger (finite, within range)")
             self._reject(run_id, obj, [issue])
@@ -221,13 +166,10 @@ class TrainingLauncher:
         """SageMaker refused a request our schema accepted (an instance type the account lacks, a quota)."""
         if error.code == "ResourceLimitExceeded":
             return self._wait_for_quota(run_id, policy, config, str(error))
-        fail_first_attempt(
-            ledger=self.ledger,
-            notices=self.notices,
-            run_id=run_id,
-            reason=str(error),
-            now=self.clock(),
-            alert=lambda: self._alert(
+        self.fail(
+            run_id,
+            str(error),
+            lambda: self._alert(
                 run_id,
                 f"spotline: {obj.key} could not start",
                 {"run_id": run_id, "source_key": obj.key, "reason": str(error)},

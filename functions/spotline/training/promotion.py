@@ -33,11 +33,11 @@ class PromotionResult:
         }
 
 
+@dataclass
 class TrainingCompleted:
     """What a completed training job publishes: the outcome of its run's promotion gate."""
 
-    def __init__(self, models: Models) -> None:
-        self.models = models
+    models: Models
 
     def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]:
         return {"promotion": self.promote_if_passing(run, describe, now=now).to_dict()}

@@ -1,0 +1,34 @@
+"""Every key of the ledger's one table, in one place (see :mod:`spotline.ledger.table` for the layout).
+
+| item                | pk                 | sk                  | gsi1pk           | gsi1sk                 |
+|---------------------|--------------------|---------------------|------------------|------------------------|
+| run                 | ``RUN#<run id>``   | ``RUN``             | ``RUNS``         | ``<created>#<run id>`` |
+| attempt             | ``RUN#<run id>``   | ``ATTEMPT#NN``      |                  |                        |
+| batch               | ``BATCH#<name>``   | ``BATCH``           | ``OPEN_BATCHES`` | ``BATCH#<name>``       |
+| image of a batch    | ``BATCH#<name>``   | ``IMG#<rel key>``   |                  |                        |
+| close of generation | ``BATCH#<name>``   | ``CLOSE#<gen:06d>`` |                  |                        |
+| notice sent (once)  | a run's or batch's | ``NOTICE#<what>``   |                  |                        |
+| the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+RUN_SK = "RUN"
+RUNS_INDEX_PK = "RUNS"
+ATTEMPT_PREFIX = "ATTEMPT#"
+BATCH_SK = "BATCH"
+OPEN_BATCHES = "OPEN_BATCHES"
+IMAGE_PREFIX = "IMG#"
+CLOSE_PREFIX = "CLOSE#"
+NOTICE_PREFIX = "NOTICE#"
+MODEL_PK = "MODEL"
+PROMOTED_SK = "PROMOTED"
+
+run_pk: Callable[[str], str] = "RUN#{}".format
+attempt_sk: Callable[[int], str] = (ATTEMPT_PREFIX + "{:02d}").format
+batch_pk: Callable[[str], str] = "BATCH#{}".format
+close_sk: Callable[[int], str] = (CLOSE_PREFIX + "{:06d}").format
+image_sk: Callable[[str], str] = (IMAGE_PREFIX + "{}").format
+notice_sk: Callable[[str], str] = (NOTICE_PREFIX + "{}").format
