@@ -19,6 +19,8 @@ from spotline_container.targets import centernet_loss
 
 log = logging.getLogger(__name__)
 
+IMPLEMENTATION_KEYS = ("fused", "foreach")  # optimizer settings of the device, not of the run
+
 
 class Hook:
     """Called by the trainer around the loop; ``self.trainer`` is set before ``before_train``."""
@@ -90,7 +92,11 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        # How this process runs its optimizer (fused on CUDA), not how the writer of the checkpoint did.
+        kernels = [{k: g.get(k) for k in IMPLEMENTATION_KEYS} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, own in zip(self.optimizer.param_groups, kernels, strict=True):
+            group.update(own)
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iter = self.start_iter = int(state["iteration"])

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from spotline_container.model import MEAN, STD, _mean_std, normalize
+from spotline.config import parse_run_config
+from spotline_container.distributed import DistContext
+from spotline_container.model import MEAN, STD, CenterNet, _mean_std, normalize
+from spotline_container.solver import build_optimizer
+from spotline_container.train import build_trainer
+from tests.container.conftest import tiny_config
 
 
 def test_normalize_builds_its_constants_once_and_computes_the_same() -> None:
@@ -15,3 +20,16 @@ def test_normalize_builds_its_constants_once_and_computes_the_same() -> None:
     assert torch.equal(normalize(images, False), (images.float() - mean) / std)
     assert normalize(images, True).is_contiguous(memory_format=torch.channels_last)
     assert _mean_std(images.device)[0] is _mean_std(images.device)[0]  # no host-to-device copy per step
+
+
+def test_optimizer_kernels_are_this_devices_not_the_checkpoints() -> None:
+    config = parse_run_config(tiny_config(max_iter=4))
+    model = CenterNet.from_config(config, 3)
+    optimizer = build_optimizer(model, config.solver)
+    assert all(g["fused"] is None for g in optimizer.param_groups)  # CPU numerics unchanged
+    saved = optimizer.state_dict()
+    for group in saved["param_groups"]:
+        group["fused"] = True  # as written by a job on a GPU
+    trainer = build_trainer(config, 3, DistContext(0, 1, 0, torch.device("cpu")), [])
+    trainer.load_state_dict({**trainer.state_dict(), "optimizer": saved})
+    assert all(g["fused"] is None for g in trainer.optimizer.param_groups)
