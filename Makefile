@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo test lint typecheck template-check image-smoke unit setup clean bench
+.PHONY: demo test lint typecheck template-check image-smoke unit setup clean bench gpu-check
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# On a GPU machine (<= 8 min): a Python that has torch with CUDA (no venv needed; the device has no network).
+GPU_PYTHON ?= python3
+gpu-check:
+	mkdir -p benchmarks/results
+	PYTHONUNBUFFERED=1 timeout 540 $(GPU_PYTHON) benchmarks/gpu_check.py \
+	  --out benchmarks/results/gpu-$$(date -u +%Y%m%d-%H%M%S).json
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

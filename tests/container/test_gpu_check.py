@@ -4,6 +4,7 @@ container fixes it led to, and the image: its base tag against the pin, its file
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -11,10 +12,12 @@ import sys
 import textwrap
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from benchmarks import gpu_check
 from spotline.config import parse_run_config
 from spotline_container.distributed import DistContext
 from spotline_container.model import MEAN, STD, CenterNet, _mean_std, normalize
@@ -27,6 +30,120 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "container" / "Dockerfile"
 # CUDA builds PyTorch publishes per release (its RELEASE.md compatibility matrix; see the Dockerfile).
 PUBLISHED_CUDA = {"2.13.0": {"12.6", "13.0", "13.2"}}
+TRAIN_VARIANTS = ("fp32", "fp16_channels_last", "bf16_channels_last", "bf16_channels_last_compile")
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def cpu_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("gpu-check") / "cpu.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--cpu", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert out.with_suffix(".txt").read_text().startswith("spotline GPU check (cpu mode")
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+@pytest.mark.slow
+def test_cpu_mode_measures_every_figure(cpu_report: dict[str, Any]) -> None:
+    assert cpu_report["errors"] == {}
+    assert cpu_report["skipped"] == {}
+    assert cpu_report["finished"]
+    assert cpu_report["environment"]["torch"] == torch.__version__
+    train = cpu_report["train"]
+    assert tuple(train) == TRAIN_VARIANTS
+    for name, row in train.items():
+        for figure in ("step_images_per_s", "pipeline_images_per_s"):
+            assert row[figure]["n"] >= 5, (name, figure)
+            assert all(_positive(v) for v in row[figure]["windows"]), (name, figure)
+            assert _positive(row[figure]["median"]), (name, figure)
+        assert 0 < row["busy"]["value"] <= 1, name
+        assert row["host_syncs_per_step"] == 0, name
+        assert _positive(row["final_loss"]), name
+    assert train["bf16_channels_last_compile"]["compile_backend"] == "aot_eager"
+    for host in gpu_check.HOSTS:
+        assert _positive(cpu_report["loader"][host]["images_per_s"]["median"]), host
+        assert cpu_report["loader"][host]["workers"] >= 1
+    inference = cpu_report["inference"]
+    for amp in ("fp16", "bf16"):
+        assert _positive(inference[amp]["model_images_per_s"]["median"]), amp
+    assert inference["end_to_end"]["images"] == cpu_report["plan"]["infer_images"]
+    assert _positive(inference["end_to_end"]["images_per_s"]["median"])
+    profile = cpu_report["profile"]
+    assert profile["top_ops"]
+    assert set(profile["phases"]) == set(gpu_check.PHASES)
+    assert all(_positive(p["cpu_ms"]) for p in profile["phases"].values())
+    assert _positive(profile["sample"]["per_sample_ms"])
+    assert 0 < profile["host_step_fraction"] <= 1
+    assert profile["kernel_time_fraction"] is None  # no kernels on a CPU
+
+
+@pytest.mark.slow
+def test_cpu_mode_checks_ddp_resume_and_the_goals(cpu_report: dict[str, Any]) -> None:
+    ddp = cpu_report["ddp"]["checked"]
+    assert ddp["backend"] == "gloo"
+    assert ddp["devices"] == ["cpu", "cpu"]
+    assert ddp["losses_differ_across_ranks"]  # each rank trained on its own share of the batch
+    assert ddp["grad_max_abs_diff"] == 0.0
+    assert ddp["param_max_abs_diff"] == 0.0
+    resume = cpu_report["resume"]
+    assert resume["bitwise_equal"]
+    assert len(resume["losses_resumed"]) == resume["steps"]
+    checks = {c["name"]: c for c in cpu_report["checks"]}
+    expected = {
+        "mixed_precision_channels_last_vs_fp32",
+        "ddp_gradients_agree",
+        "resume_same_losses",
+        *(f"loader_vs_fastest_step[{host}]" for host in gpu_check.HOSTS),
+        *(f"busy_in_steady_training[{name}]" for name in TRAIN_VARIANTS),
+    }
+    assert set(checks) == expected
+    assert checks["ddp_gradients_agree"]["pass"]
+    assert checks["resume_same_losses"]["pass"]
+    assert all(isinstance(c["pass"], bool) and c["value"] is not None for c in checks.values())
+
+
+def test_nvidia_smi_lines_parse() -> None:
+    assert gpu_check.parse_smi_line("97, 12345\n") == (97.0, 12345.0)
+    assert gpu_check.parse_smi_line("[N/A], 100") is None
+    assert gpu_check.parse_smi_line("utilization.gpu [%], memory.used [MiB]") is None
+
+
+def test_union_of_intervals_counts_overlaps_once() -> None:
+    assert gpu_check.union_length([(5, 7), (0, 2), (1, 3), (6, 6.5)]) == 5
+    assert gpu_check.union_length([]) == 0
+
+
+def test_goals_pass_and_fail_on_the_figures() -> None:
+    def row(step: float, amp: str = "none", busy: float = 0.95) -> dict[str, Any]:
+        return {"amp": amp, "compile": False, "step_images_per_s": {"median": step}, "busy": {"value": busy}}
+
+    data = {
+        "train": {"fp32": row(100.0), "bf16_channels_last": row(210.0, "bf16", busy=0.5)},
+        "loader": {
+            "ml.g4dn.xlarge": {"images_per_s": {"median": 300.0}, "workers": 3, "cores_used": 4},
+            "ml.p3.2xlarge": {"images_per_s": {"median": 320.0}, "workers": 7, "cores_used": 8},
+        },
+    }
+    checks = {c["name"]: c for c in gpu_check.evaluate_checks(data)}
+    assert checks["mixed_precision_channels_last_vs_fp32"]["value"] == 2.1
+    assert checks["mixed_precision_channels_last_vs_fp32"]["pass"]
+    assert not checks["loader_vs_fastest_step[ml.g4dn.xlarge]"]["pass"]  # 300 / 210 < 1.5
+    assert checks["loader_vs_fastest_step[ml.p3.2xlarge]"]["pass"]  # 320 / 210 >= 1.5
+    assert checks["busy_in_steady_training[fp32]"]["pass"]
+    assert not checks["busy_in_steady_training[bf16_channels_last]"]["pass"]
+
+
+# --- container fixes the check measures -------------------------------------------------------------
 
 
 def test_normalize_builds_its_constants_once_and_computes_the_same() -> None:
