@@ -235,9 +235,10 @@ def test_the_image_file_set_trains_on_its_own(tmp_path: Path, channels: dict[str
                     shutil.copytree(
                         src, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
                     )
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(src, target / src.name if dest.endswith("/") else target)
+                else:  # into the folder ``dest/``, or to the file ``dest``
+                    into = target if dest.endswith("/") else target.parent
+                    into.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(src, into / src.name if dest.endswith("/") else target)
                 copied.append(source)
     assert "container/spotline_container/" in copied
     assert entrypoint[:1] == ["python"]
