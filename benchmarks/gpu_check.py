@@ -295,9 +295,10 @@ class GpuSampler:
         self._thread: threading.Thread | None = None
         self._proc: subprocess.Popen[str] | None = None
         if device.type == "cuda":
-            self._open(device)
+            self.attach(device)
 
-    def _open(self, device: torch.device) -> None:
+    def attach(self, device: torch.device) -> None:
+        """Find the way to read ``device``: NVML, else nvidia-smi (``source`` says which)."""
         uuid = gpu_uuid(device)
         try:
             nvml = importlib.import_module("pynvml")  # nvidia-ml-py, where installed

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,29 @@ def test_nvidia_smi_lines_parse() -> None:
     assert gpu_check.parse_smi_line("97, 12345\n") == (97.0, 12345.0)
     assert gpu_check.parse_smi_line("[N/A], 100") is None
     assert gpu_check.parse_smi_line("utilization.gpu [%], memory.used [MiB]") is None
+
+
+def test_gpu_sampler_follows_nvidia_smi_where_nvml_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(
+        '#!/bin/sh\necho "utilization.gpu, memory.used"\nwhile true; do echo "87, 1234"; sleep 0.02; done\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # as where nvidia-ml-py is not installed
+    sampler = gpu_check.GpuSampler(torch.device("cpu"))
+    assert sampler.source == "unavailable"
+    sampler.attach(torch.device("cuda", 0))
+    assert sampler.source == "nvidia-smi"
+    sampler.start()
+    deadline = time.monotonic() + 10
+    while len(sampler.samples) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    samples = sampler.stop()
+    assert len(samples) >= 3
+    assert set(samples) == {(87.0, 1234.0)}
 
 
 def test_union_of_intervals_counts_overlaps_once() -> None:
