@@ -858,6 +858,8 @@ def run_pair(plan: Plan, train_dir: Path, work: Path, backend: str, same_device:
         env = worker_env(launch, local)
         if same_device:
             env["LOCAL_RANK"] = "0"  # both ranks on cuda:0
+        if backend == "nccl":
+            env.setdefault("NCCL_DEBUG", "WARN")  # NCCL's own reason lands in the log tail
         if plan.cpu:
             env["CUDA_VISIBLE_DEVICES"] = ""  # the CPU mode stays on the CPU on a GPU host too
         command = [
@@ -874,7 +876,9 @@ def run_pair(plan: Plan, train_dir: Path, work: Path, backend: str, same_device:
         ]
         log = open(work / f"rank-{local}.log", "wb")  # noqa: SIM115 - closed below
         procs.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    deadline = time.monotonic() + plan.worker_timeout_s
+    # NCCL refuses two ranks on one GPU within seconds; that attempt must not eat the budget if it hangs.
+    timeout = min(60.0, plan.worker_timeout_s) if backend == "nccl" and same_device else plan.worker_timeout_s
+    deadline = time.monotonic() + timeout
     codes = []
     for proc, log in procs:
         try:
