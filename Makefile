@@ -9,7 +9,7 @@ TOOLS_STAMP := $(TOOLS)/.installed
 SAM_TOOLS := $(TOOLS)/sam
 SAM_STAMP := $(SAM_TOOLS)/.installed
 
-.PHONY: demo test lint typecheck template-check unit setup clean bench
+.PHONY: demo test lint typecheck template-check image-smoke unit setup clean bench gpu-check
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,19 @@ template-check: $(STAMP) $(TOOLS_STAMP)
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f container/Dockerfile --framework dockerfile
 	$(VENV)/bin/hadolint container/Dockerfile
 
-test: setup lint typecheck template-check
+# Where a Docker engine answers: build the image and check the torch it carries is the pinned one.
+# Elsewhere tests/container/test_gpu_check.py runs the entry point from exactly the files the image copies.
+TORCH_PIN := $(shell sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)
+IMAGE_CUDA := $(shell sed -n 's/^FROM pytorch\/pytorch:[^-]*-cuda\([0-9.]*\)-.*/\1/p' container/Dockerfile)
+image-smoke:
+	@if docker info >/dev/null 2>&1; then \
+	  docker build -f container/Dockerfile -t spotline-container:smoke . && \
+	  docker run --rm --entrypoint python spotline-container:smoke -c \
+	    "import sys, torch, spotline_container.runner; print('torch', torch.__version__, 'CUDA', torch.version.cuda); \
+	     sys.exit(torch.__version__.split('+')[0] != '$(TORCH_PIN)' or torch.version.cuda != '$(IMAGE_CUDA)')"; \
+	else echo "image-smoke: no Docker engine here (the file-set test stands in)"; fi
+
+test: setup lint typecheck template-check image-smoke
 	$(VENV)/bin/pytest -q
 
 demo: $(STAMP)
@@ -55,6 +67,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# On a GPU machine (<= 8 min): a Python that has torch with CUDA (no venv needed; the device has no network).
+GPU_PYTHON ?= python3
+gpu-check:
+	mkdir -p benchmarks/results
+	PYTHONUNBUFFERED=1 timeout 540 $(GPU_PYTHON) benchmarks/gpu_check.py \
+	  --out benchmarks/results/gpu-$$(date -u +%Y%m%d-%H%M%S).json
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

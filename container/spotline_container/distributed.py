@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -64,27 +65,32 @@ def in_worker() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def worker_env(plan: LaunchPlan, local: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of this host's worker ``local``: ``base`` (default: ours) plus its place in the job."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        RANK=str(plan.node_rank * plan.nproc_per_host + local),
+        LOCAL_RANK=str(local),
+        WORLD_SIZE=str(plan.world_size),
+        LOCAL_WORLD_SIZE=str(plan.nproc_per_host),
+        MASTER_ADDR=plan.master_addr,
+        MASTER_PORT=str(plan.master_port),
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS")
+        or str(max(1, (os.cpu_count() or 1) // plan.nproc_per_host)),
+    )
+    if plan.network_interface and len(plan.hosts) > 1:
+        env.setdefault("NCCL_SOCKET_IFNAME", plan.network_interface)
+        env.setdefault("GLOO_SOCKET_IFNAME", plan.network_interface)
+    return env
+
+
 def launch_workers(plan: LaunchPlan, argv: list[str]) -> tuple[int, str | None]:
     """Run this host's workers to the end: ``(exit code, the first failing worker's failure text)``."""
     failure_dir = Path(tempfile.mkdtemp(prefix="spotline-workers-"))
     procs: list[subprocess.Popen[bytes]] = []
     for local in range(plan.nproc_per_host):
-        rank = plan.node_rank * plan.nproc_per_host + local
-        env = dict(os.environ)
-        env.update(
-            RANK=str(rank),
-            LOCAL_RANK=str(local),
-            WORLD_SIZE=str(plan.world_size),
-            LOCAL_WORLD_SIZE=str(plan.nproc_per_host),
-            MASTER_ADDR=plan.master_addr,
-            MASTER_PORT=str(plan.master_port),
-            OMP_NUM_THREADS=env.get("OMP_NUM_THREADS")
-            or str(max(1, (os.cpu_count() or 1) // plan.nproc_per_host)),
-        )
-        env[WORKER_FAILURE_ENV] = str(failure_dir / f"rank-{rank}")
-        if plan.network_interface and len(plan.hosts) > 1:
-            env.setdefault("NCCL_SOCKET_IFNAME", plan.network_interface)
-            env.setdefault("GLOO_SOCKET_IFNAME", plan.network_interface)
+        env = worker_env(plan, local)
+        env[WORKER_FAILURE_ENV] = str(failure_dir / f"rank-{env['RANK']}")
         procs.append(subprocess.Popen([sys.executable, "-m", "spotline_container", *argv], env=env))  # noqa: S603
     log.info(
         "started %d workers (ranks %d..%d of %d)",
@@ -140,6 +146,8 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
+    # A gloo group for host-side agreement (the stop flag): a CPU tensor through it never waits on the GPU.
+    host_group: dist.ProcessGroup | None = None
 
     @property
     def is_main(self) -> bool:
@@ -160,18 +168,24 @@ def init_process_group() -> DistContext:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
+    if world <= 1:
+        return DistContext(rank, world, local, device)
+    if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=30))
-    return DistContext(rank, world, local, device)
+    return DistContext(rank, world, local, device, dist.new_group(backend="gloo"))
 
 
 def any_rank(flag: bool, ctx: DistContext) -> bool:
-    """True if ``flag`` is true on any rank: all ranks stop at the same step."""
+    """True if ``flag`` is true on any rank: all ranks stop at the same step.
+
+    Asked before every step, so it goes through the host group on the CPU: the same question on the
+    GPU (a tensor made there, ``all_reduce``, ``.item()``) would drain the GPU's queue twice per step.
+    """
     if not ctx.distributed:
         return flag
-    t = torch.tensor([1 if flag else 0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor([1 if flag else 0])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=ctx.host_group)
     return bool(t.item())
 
 

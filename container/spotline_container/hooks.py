@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
 from spotline_container.checkpoint import CheckpointStore
@@ -75,15 +76,15 @@ class CheckpointHook(Hook):
 
 
 class EvalHook(Hook):
-    """Runs ``evaluate()`` (returns metrics, or None when abandoned for a stop) and prints val/ lines."""
+    """Runs ``evaluate(model)`` (metrics, or None when abandoned for a stop) and prints val/ lines."""
 
-    def __init__(self, period: int, evaluate: Callable[[], dict[str, float] | None]) -> None:
+    def __init__(self, period: int, evaluate: Callable[[nn.Module], dict[str, float] | None]) -> None:
         self.period, self.evaluate = period, evaluate
         self.latest: dict[str, float] | None = None
 
     def _run(self) -> None:
         start = time.perf_counter()
-        result = self.evaluate()
+        result = self.evaluate(self.trainer.model)
         if result is None:
             log.info("evaluation abandoned: stop requested")
             return

@@ -7,6 +7,7 @@ reads them from the run config (detectron2's ``from_config`` habit).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -131,9 +132,18 @@ MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
+@functools.cache
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Built once per device: a tensor made from Python numbers is a blocking host-to-device copy,
+    # which on CUDA waits for every queued kernel (two host syncs per step before this cache).
+    with torch.inference_mode(False):  # plain tensors, whichever mode the first caller is in
+        mean = torch.tensor(MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return mean, std
+
+
 def normalize(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """uint8 (B, 3, H, W) on the device -> normalised float32, in the model's memory format."""
-    mean = images.new_tensor(MEAN, dtype=torch.float32).view(1, 3, 1, 1)
-    std = images.new_tensor(STD, dtype=torch.float32).view(1, 3, 1, 1)
+    mean, std = _mean_std(images.device)
     x = (images.float() - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from spotline_container.data import build_train_loader, load_coco_channel
 from spotline_container.distributed import DistContext, barrier
 from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import DataError, UserError
-from spotline_container.evaluation import evaluate
 from spotline_container.hooks import CheckpointHook, EvalHook, MetricsHook
 from spotline_container.model import CenterNet
 from spotline_container.precision import check_amp, grad_scaler
@@ -55,6 +55,54 @@ def save_model(
     atomic_write(model_dir / METRICS_FILE, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
 
 
+def build_trainer(
+    config: RunConfig,
+    num_classes: int,
+    ctx: DistContext,
+    data: Iterable[dict[str, torch.Tensor]],
+    *,
+    start_iter: int = 0,
+    hooks: Sequence[Hook] = (),
+    stop: StopRequest | None = None,
+    data_state: dict[str, int] | None = None,
+    compile_backend: str = "inductor",
+) -> Trainer:
+    """The model, optimizer, schedule and loop of a run as ``config`` asks (memory format, compile, DDP).
+
+    Seeds the weights with ``solver.seed``. ``compile_backend`` is for checks that cannot wait for
+    inductor (the GPU check's CPU mode); jobs always compile with inductor.
+    """
+    solver = config.solver
+    torch.manual_seed(solver.seed)
+    model = CenterNet.from_config(config, num_classes).to(ctx.device)
+    if solver.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = build_optimizer(model, solver)
+    train_model: nn.Module = model
+    if solver.compile:
+        train_model = torch.compile(model, backend=compile_backend)  # type: ignore[assignment]
+    if ctx.distributed:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=device_ids)
+    return Trainer(
+        model=model,
+        train_model=train_model,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, solver),
+        scaler=grad_scaler(solver.amp, ctx.device),
+        data=data,
+        ctx=ctx,
+        amp=solver.amp,
+        channels_last=solver.channels_last,
+        clip_grad_norm=solver.clip_grad_norm,
+        start_iter=start_iter,
+        max_iter=solver.max_iter,
+        hooks=hooks,
+        stop=stop or StopRequest(),
+        data_state=dict(data_state or {}),
+    )
+
+
 def run_training(
     env: SageMakerEnvironment,
     config: RunConfig,
@@ -87,27 +135,12 @@ def run_training(
         f", {len(val.records)} val" if val else "",
     )
 
-    torch.manual_seed(solver.seed)
-    model = CenterNet.from_config(config, len(classes)).to(ctx.device)
-    if solver.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    optimizer = build_optimizer(model, solver)
-    scheduler = build_scheduler(optimizer, solver)
-    scaler = grad_scaler(solver.amp, ctx.device)
-
     store = CheckpointStore(env.checkpoint_dir, config.checkpoint.keep)
     if ctx.is_main:
         store.clean_temporaries()
     barrier(ctx)
     state = store.load_latest()  # on the CPU: RNG states must stay CPU tensors
     start_iter = int(state["iteration"]) if state else 0
-
-    train_model: nn.Module = model
-    if solver.compile:
-        train_model = torch.compile(model)  # type: ignore[assignment]
-    if ctx.distributed:
-        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(train_model, device_ids=device_ids)
 
     data = build_train_loader(
         train,
@@ -123,25 +156,21 @@ def run_training(
         hooks.append(MetricsHook(solver.log_period, solver.batch_size))
         hooks.append(CheckpointHook(store, config.checkpoint.period_iters, config.checkpoint.period_minutes))
         if val is not None:
+            # Imported here: faster-coco-eval is needed only when there is something to evaluate.
+            from spotline_container.evaluation import evaluate
+
             eval_hook = EvalHook(
                 config.eval.period_iters,
-                lambda: evaluate(model, val, config, ctx.device, lambda: stop.requested),
+                lambda model: evaluate(model, val, config, ctx.device, lambda: stop.requested),
             )
             hooks.append(eval_hook)
     data_state = {"seed": solver.seed, "batch_size": solver.batch_size, "dataset_size": len(train.records)}
-    trainer = Trainer(
-        model=model,
-        train_model=train_model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=scaler,
-        data=data,
-        ctx=ctx,
-        amp=solver.amp,
-        channels_last=solver.channels_last,
-        clip_grad_norm=solver.clip_grad_norm,
+    trainer = build_trainer(
+        config,
+        len(classes),
+        ctx,
+        data,
         start_iter=start_iter,
-        max_iter=solver.max_iter,
         hooks=hooks,
         stop=stop,
         data_state=data_state,
@@ -157,7 +186,8 @@ def run_training(
     if eval_hook is not None and eval_hook.latest is not None:
         metrics.update(eval_hook.latest)
     if ctx.is_main:
-        save_model(env.model_dir, model, classes, config_document, metrics)
+        assert isinstance(trainer.model, CenterNet)
+        save_model(env.model_dir, trainer.model, classes, config_document, metrics)
         log.info("model written to %s", env.model_dir / MODEL_FILE)
     barrier(ctx)
     return metrics

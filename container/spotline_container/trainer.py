@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from spotline_container.distributed import DistContext, any_rank
 from spotline_container.errors import Interrupted
@@ -17,6 +18,8 @@ from spotline_container.signals import StopRequest
 from spotline_container.targets import centernet_loss
 
 log = logging.getLogger(__name__)
+
+IMPLEMENTATION_KEYS = ("fused", "foreach")  # optimizer settings of the device, not of the run
 
 
 class Hook:
@@ -89,7 +92,11 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        # How this process runs its optimizer (fused on CUDA), not how the writer of the checkpoint did.
+        kernels = [{k: g.get(k) for k in IMPLEMENTATION_KEYS} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, own in zip(self.optimizer.param_groups, kernels, strict=True):
+            group.update(own)
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iter = self.start_iter = int(state["iteration"])
@@ -104,20 +111,25 @@ class Trainer:
                 )
 
     def run_step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One optimisation step; its phases are named for ``torch.profiler`` (free when not profiling)."""
         device = self.ctx.device
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        images = normalize(batch.pop("image"), self.channels_last)
-        with autocast(self.amp, device):
-            outputs = self.train_model(images)
-        losses = centernet_loss(outputs, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses["loss"]).backward()  # type: ignore[no-untyped-call]
-        if self.clip_grad_norm:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        with record_function("step/forward"):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            images = normalize(batch.pop("image"), self.channels_last)
+            with autocast(self.amp, device):
+                outputs = self.train_model(images)
+        with record_function("step/loss"):
+            losses = centernet_loss(outputs, batch)
+        with record_function("step/backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(losses["loss"]).backward()  # type: ignore[no-untyped-call]
+        with record_function("step/optimizer"):
+            if self.clip_grad_norm:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
         self.last_loss = losses["loss"].detach()  # a tensor: no device sync per step
 
     def train(self) -> None:
