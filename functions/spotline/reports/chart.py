@@ -51,7 +51,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = math.log10(half_span) + math.log10(2 / count)
     magnitude = 10 ** math.floor(raw)
     fraction = 10 ** (raw - math.floor(raw))
-    step = magnitude * next((f for f in (1, 2, 5) if fraction <= f), 10)
+    step = magnitude * next((f for f in (1, 2, 5) if fraction <= f * 1.000001), 10)
     if not math.isfinite(step) or step <= 0:
         return [lo, hi]
     first = math.ceil(lo / step)
