@@ -16,7 +16,7 @@ from spotline.reports.metrics import Curve
 from spotline.reports.page import colour, esc
 
 WIDTH, HEIGHT = 600, 250
-LEFT, RIGHT, TOP, BOTTOM = 58, 14, 16, 36
+LEFT, RIGHT, TOP, BOTTOM = 72, 14, 16, 36
 DOTS_UP_TO = 40  # curves with this few points get a dot per point (val mAP: one per evaluation)
 INTERRUPT_COLOUR, RESUME_COLOUR = "#cf222e", "#1a7f37"
 
@@ -69,7 +69,12 @@ def _label(value: float) -> str:
 
 
 def line_chart(
-    title: str, curves: Sequence[Curve], marks: Sequence[StepMark] = (), *, x_max: int | None = None
+    title: str,
+    curves: Sequence[Curve],
+    marks: Sequence[StepMark] = (),
+    *,
+    x_max: int | None = None,
+    y_within: tuple[float, float] | None = None,
 ) -> str:
     """An SVG chart of ``curves`` over iterations, one colour per attempt, ``marks`` as vertical lines."""
     points = [p for c in curves for p in c.points]
@@ -79,6 +84,8 @@ def line_chart(
     values = [v for _, v in points]
     x_lo, x_hi = _span(float(min([*steps, 0])), float(max(steps)))
     y_lo, y_hi = _span(min(values), max(values))
+    if y_within is not None:  # a score: its whole scale, unless a value strays out of it
+        y_lo, y_hi = min(*values, y_within[0]), max(*values, y_within[1])
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(step: float) -> float:

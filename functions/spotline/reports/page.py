@@ -21,7 +21,7 @@ CSS = """
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;margin:0;
 background:#f6f7f9}
-main{max-width:980px;margin:0 auto;padding:12px}
+main{max-width:1180px;margin:0 auto;padding:12px}
 section{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:12px 14px;margin:12px 0}
 h1{font-size:1.35em;margin:.2em 0;overflow-wrap:anywhere}
 h2{font-size:1.1em;margin:.1em 0 .6em}

@@ -31,6 +31,7 @@ from spotline.reports.page import (
 )
 
 CHARTS = ((TRAIN_LOSS, "training loss"), (TRAIN_LR, "learning rate"), (VAL_MAP50, "validation mAP@0.5"))
+SCALES = {VAL_MAP50: (0.0, 1.0)}
 ACTIVE = ("PENDING", "RUNNING", "RETRYING")
 
 
@@ -107,7 +108,8 @@ def _curves_section(page: RunPage) -> str:
     marks = _marks(curves)
     figures = "".join(
         f"<figure><figcaption>{esc(title)}</figcaption>"
-        f"{line_chart(title, curves.of(name), marks, x_max=curves.max_iter)}</figure>"
+        f"{line_chart(title, curves.of(name), marks, x_max=curves.max_iter, y_within=SCALES.get(name))}"
+        "</figure>"
         for name, title in CHARTS
     )
     notes = []

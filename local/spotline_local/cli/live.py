@@ -4,7 +4,8 @@ Per run: iteration / max_iter (from the run's metrics file, synced from its chec
 job runs), the attempt, its instance and market, the time since the run started, the time left at
 the current attempt's pace, and the spend so far (settled attempts as billed, the running one at
 its on-demand price: an upper bound, marked ``≤``). Exits 0 once every run it saw active has
-settled (at once when none is active). The terminal view is ``rich``'s.
+settled (at once when none is active); ``spotline status RUN --watch`` follows that run only.
+The terminal view is ``rich``'s.
 """
 
 from __future__ import annotations
@@ -80,42 +81,43 @@ def progress_of(
 
 
 def progress_table(progress: Sequence[RunProgress], settled: Sequence[tuple[Run, str]]) -> Any:
-    """The view: one row per active run, then the runs that settled while watching."""
+    """The view: three lines per active run (fits an 80-column terminal), then the runs that settled."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="spotline - active runs", title_justify="left", expand=False)
-    for header in ("run", "status", "attempt", "progress", "elapsed", "left", "spend"):
-        table.add_column(header, no_wrap=header != "run")
+    parts: list[Any] = [
+        Text(f"spotline - {len(progress)} active run{'s' if len(progress) != 1 else ''}", style="bold")
+    ]
     for p in progress:
         a = p.attempt
-        where = f"{a.attempt} {a.instance_type} {'Spot' if a.spot else 'on-demand'}" if a else "-"
+        where = (
+            f"attempt {a.attempt}, {a.instance_type}, {'Spot' if a.spot else 'on-demand'}"
+            if a
+            else "no attempt yet"
+        )
+        parts.append(Text.assemble((p.run.label, "bold"), f"  {p.run.status.value}  {where}"))
+        bar = Table.grid(padding=(0, 1))
         if p.step is not None and p.max_iter:
-            bar = Group(
-                ProgressBar(total=p.max_iter, completed=min(p.step, p.max_iter), width=24),
+            bar.add_row(
+                ProgressBar(total=p.max_iter, completed=min(p.step, p.max_iter), width=32),
                 Text(f"iteration {p.step}/{p.max_iter}"),
             )
         else:
-            bar = Group(Text("waiting for its first metrics"))
-        table.add_row(
-            p.run.label,
-            p.run.status.value,
-            where,
-            bar,
-            duration(p.elapsed_s),
-            duration(p.eta_s) if p.eta_s is not None else "-",
-            ("≤ " if p.spend_is_bound else "") + usd(p.spend_usd),
-        )
-    if not progress:
-        table.add_row("-", "no active run", "", "", "", "", "")
-    lines = [Text(f"settled: {run.label} {run.status.value} - {money}") for run, money in settled]
-    return Group(table, *lines)
+            bar.add_row(Text("waiting for its first metrics"))
+        parts.append(bar)
+        left = f"about {duration(p.eta_s)}" if p.eta_s is not None else "unknown"
+        spend = ("≤ " if p.spend_is_bound else "") + usd(p.spend_usd)
+        parts.append(Text(f"  elapsed {duration(p.elapsed_s)} · left {left} · spend {spend}", style="dim"))
+    parts += [Text(f"settled: {run.label} {run.status.value} - {money}") for run, money in settled]
+    return Group(*parts)
 
 
-def active_runs(runs: RunLedger) -> list[Run]:
-    return [r for r in runs.recent_runs(RECENT) if r.status in ACTIVE]
+def active_runs(runs: RunLedger, only: str | None = None) -> list[Run]:
+    """The active runs among the recent ones (or run ``only``, when it is active)."""
+    found = [runs.get_run(only)] if only else runs.recent_runs(RECENT)
+    return [r for r in found if r is not None and r.status in ACTIVE]
 
 
 def watch(
@@ -123,6 +125,7 @@ def watch(
     curves_of: Callable[[Run], RunCurves],
     *,
     console: Any,
+    only: str | None = None,
     period_s: float = 1.0,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
@@ -135,7 +138,7 @@ def watch(
     settled: dict[str, tuple[Run, str]] = {}
 
     def frame() -> tuple[Any, bool]:
-        active = {r.run_id: r for r in active_runs(runs)}
+        active = {r.run_id: r for r in active_runs(runs, only)}
         for run_id in list(seen):
             if run_id not in active and run_id not in settled:
                 run = runs.get_run(run_id) or seen[run_id]

@@ -185,7 +185,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     dynamodb = target.client("dynamodb")
     runs = ledger(target.table, dynamodb)
     if args.watch:
-        return _watch(target, runs)
+        return _watch(target, runs, args.run)
     if args.run:
         run = _aws(lambda: runs.get_run(args.run))
         if run is None:
@@ -197,7 +197,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch(target: Target, runs: Any) -> int:
+def _watch(target: Target, runs: Any, only: str | None) -> int:
     from rich.console import Console
 
     from spotline.adapters.drop_bucket import DropBucket
@@ -207,7 +207,7 @@ def _watch(target: Target, runs: Any) -> int:
 
     settings = target_settings(target)
     pages = RunPages(settings, DropBucket(settings, target.client("s3")))
-    return int(_aws(lambda: watch(runs, pages.curves, console=Console())))
+    return int(_aws(lambda: watch(runs, pages.curves, console=Console(), only=only)))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
