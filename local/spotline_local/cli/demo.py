@@ -33,8 +33,7 @@ CONFIG_KEY = "configs/rail-demo.yaml"
 BATCH = "line-42-km-118"
 INTERRUPT_AT = 150
 TRAIN_IMAGES, VAL_IMAGES, FIELD_IMAGES, IMAGE_SIZE = 400, 80, 12, 128
-TRAINING_TIMEOUT_S = 270
-INFERENCE_TIMEOUT_S = 120
+STILL_S = 180  # a run whose state, attempts and metrics all stay the same this long is stuck
 T = TypeVar("T")
 
 
@@ -77,6 +76,24 @@ def wait_until(what: str, check: Callable[[], T | None], timeout_s: float, perio
             return result
         time.sleep(period_s)
     raise DemoFailed(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def wait_while_moving(
+    what: str, check: Callable[[], T | None], progress: Callable[[], object], still_s: float
+) -> T:
+    """Wait for ``check`` as long as ``progress()`` keeps changing: on a busy machine a run is
+    slower, not stuck; it fails only when nothing moved for ``still_s`` seconds."""
+    last, moved = progress(), time.monotonic()
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        now = progress()
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > still_s:
+            raise DemoFailed(f"nothing moved for {still_s:.0f} s while waiting for {what} (last: {last})")
+        time.sleep(1.0)
 
 
 def run_demo(out_dir: Path, workdir: Path) -> int:
@@ -141,8 +158,11 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     runs = _ledger(stack)
     run = wait_until("the launch function to start the run", lambda: _run_with(runs, RunKind.TRAINING), 30)
     summary.run_id = run.run_id
-    final = wait_until(
-        "the training run to finish", lambda: _terminal(runs, summary.run_id), TRAINING_TIMEOUT_S
+    final = wait_while_moving(
+        "the training run to finish",
+        lambda: _terminal(runs, summary.run_id),
+        lambda: _where(stack, runs, summary.run_id),
+        STILL_S,
     )
     if final.status != RunStatus.SUCCEEDED:
         raise DemoFailed(f"training run ended {final.status}: {final.reason}")
@@ -175,8 +195,11 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     )
     infer = wait_until("the inference run to start", lambda: _run_with(runs, RunKind.INFERENCE), 60)
     summary.inference_run = infer.run_id
-    final = wait_until(
-        "the inference results", lambda: _terminal(runs, summary.inference_run), INFERENCE_TIMEOUT_S
+    final = wait_while_moving(
+        "the inference results",
+        lambda: _terminal(runs, summary.inference_run),
+        lambda: _where(stack, runs, summary.inference_run),
+        STILL_S,
     )
     if final.status != RunStatus.SUCCEEDED:
         raise DemoFailed(f"inference run ended {final.status}: {final.reason}")
@@ -194,6 +217,14 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     summary.savings, summary.pages = _pages(stack, runs, summary, out_dir)
     (out_dir / "summary.json").write_text(json.dumps(_summary_json(summary), indent=2, default=str))
     return summary
+
+
+def _where(stack: LocalStack, runs: RunLedger, run_id: str) -> object:
+    """What moves while a run goes on: its status, its attempts' states, its last metric step."""
+    run = runs.get_run(run_id)
+    attempts = tuple((a.attempt, a.status.value) for a in runs.attempts(run_id))
+    step = _run_pages(stack).curves(run).last_step if run is not None else None
+    return (run.status.value if run else None, attempts, step)
 
 
 def _ledger(stack: LocalStack) -> RunLedger:
