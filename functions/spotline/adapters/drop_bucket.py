@@ -86,6 +86,18 @@ class DropBucket:
             raise ObjectTooLarge(uri, cap)
         return data, str(response.get("VersionId") or response.get("ETag", "")).strip('"')
 
+    def current_version(self, key: str) -> tuple[str, str] | None:
+        """``(version id, ETag)`` of the key's current object, None if there is none (deleted)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.s3.head_object(Bucket=self.name, Key=key)
+        except ClientError as e:
+            if aws.error_code(e) in _MISSING:
+                return None
+            raise
+        return str(response.get("VersionId") or ""), str(response.get("ETag", "")).strip('"')
+
     def read_uri(self, uri: str, *, cap: int) -> bytes:
         """``s3://bucket/key`` (of any bucket the function may read), at most ``cap`` bytes."""
         bucket, key = split_s3_uri(uri)

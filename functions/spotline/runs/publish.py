@@ -111,6 +111,22 @@ class RunPublisher:
             expected=RunStatus.RETRYING,
         )
 
+    def cancel_waiting_run(self, run: Run, reason: str, *, unless_relaunching: bool) -> Settlement:
+        """Settle a RETRYING run a person cancelled as CANCELLED, with an alert.
+
+        ``unless_relaunching``: not while a relaunch has claimed the next attempt (that relaunch
+        finishes, and the run is settled when the job it started ends).
+        """
+        return self.finish(
+            run,
+            RunStatus.CANCELLED,
+            attempt=run.attempt,
+            outcome="CANCELLED_WHILE_WAITING",
+            reason=reason,
+            expected=RunStatus.RETRYING,
+            unless_relaunching=unless_relaunching,
+        )
+
     def finish(
         self,
         run: Run,
@@ -122,6 +138,7 @@ class RunPublisher:
         cap: str | None = None,
         describe: Mapping[str, Any] | None = None,
         expected: RunStatus = RunStatus.RUNNING,
+        unless_relaunching: bool = False,
     ) -> Settlement:
         """Settle the run in ``to`` after ``attempt`` and publish it once."""
         run_id = run.run_id
@@ -136,6 +153,7 @@ class RunPublisher:
                 outcome=outcome,
                 reason=reason,
                 cap=cap,
+                unless_relaunching=unless_relaunching,
             )
         except TransitionRefused:
             current = self.ledger.get_run(run_id)
