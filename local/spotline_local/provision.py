@@ -44,7 +44,7 @@ NOT_RUN_LOCALLY = {
     "AWS::SNS::TopicPolicy": "the same for the alert topic",
     "AWS::SQS::QueuePolicy": "the same for the queues (moto delivers rule matches without a policy)",
     "AWS::CloudWatch::Alarm": "moto has no alarm actions; the functions' metrics go to their logs",
-    "AWS::CloudWatch::Dashboard": "no console locally",
+    "AWS::CloudWatch::Dashboard": "a dashboard needs the CloudWatch console; there is none locally",
 }
 DEFAULT_ASYNC_RETRIES = 2
 _RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")

@@ -52,6 +52,7 @@ def _bounded(value: Any, items: int, text: int) -> Any:
         return _cut_text(value, text)
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
+        cut: dict[str, int] = {}
         for key, child in value.items():
             name = _cut_text(str(key), text)
             if name in FULL_REPORT_KEYS:
@@ -59,9 +60,12 @@ def _bounded(value: Any, items: int, text: int) -> Any:
                 continue
             shown = child
             if isinstance(child, list | tuple) and len(child) > items:
-                out[f"{name}{NOT_SHOWN}"] = len(child) - items
+                cut[f"{name}{NOT_SHOWN}"] = len(child) - items
                 shown = list(child)[:items]
             out[name] = _bounded(shown, items, text)
+        for name, count in cut.items():  # added to a count the body already carries
+            earlier = out.get(name)
+            out[name] = count + (earlier if isinstance(earlier, int) and not isinstance(earlier, bool) else 0)
         return out
     if isinstance(value, list | tuple):
         shown = [_bounded(v, items, text) for v in list(value)[:items]]

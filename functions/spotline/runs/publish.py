@@ -218,7 +218,7 @@ class RunPublisher:
             "results": results,
             "report": self.bucket.uri(report_key),
         }
-        self._announce(
+        sent = self._announce(
             run,
             to,
             notice,
@@ -226,7 +226,8 @@ class RunPublisher:
             body,
             after_send=lambda: self._emit_metrics(to, savings, len(attempts)),
         )
-        return Settlement("settled", to, report_key, savings, results)
+        # A concurrent delivery that got this far too finds the notice claimed: it sent nothing.
+        return Settlement("settled" if sent else "duplicate", to, report_key, savings, results)
 
     def announce_retry(self, run: Run, *, next_attempt: int, body: Mapping[str, Any]) -> bool:
         """The one "retrying" message of a relaunch; False if it was already sent."""
