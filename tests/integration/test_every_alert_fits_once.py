@@ -21,7 +21,7 @@ from spotline.training.launch import MAX_REPORTED_ISSUES, MAX_SUMMARIZED_ISSUES
 from tests.support.aws_account import BUCKET, Account
 from tests.support.events import s3_object_created
 from tests.support.launch import make_launcher
-from tests.support.recovery import Recovery, build_recovery, end_job, rail_config, state_change_event
+from tests.support.recovery import Recovery, end_job, rail_config, state_change_event
 
 GOOD_JOB = "job:\n  channels: {train: datasets/rail/train/}\n"
 MAX_REPORT_BYTES = MAX_REPORTED_ISSUES * 2_100 + 10_000  # four fields of at most 500 characters each
@@ -105,11 +105,6 @@ def test_a_huge_key_name_and_value_are_cut_in_the_alert_and_the_report(account: 
     size, report = _rejection_report(account, run_id)
     (error,) = report["errors"]
     assert len(error["key"]) <= 500 and len(error["value"]) <= 500 and size < 10_000
-
-
-@pytest.fixture
-def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
-    return build_recovery(account, monkeypatch)
 
 
 def test_two_concurrent_completed_deliveries_send_one_message_and_emit_metrics_once(

@@ -18,18 +18,7 @@ from spotline.domain.states import RunStatus
 from spotline.runs.first_attempt import LAUNCH_LEASE_SECONDS
 from spotline.wiring import Wiring
 from tests.support.aws_account import BUCKET, IMAGE_URI, ROLE_ARN, Account
-from tests.support.recovery import Recovery, build_recovery, inbox_by_status, rail_config
-
-INTERRUPTED = ("Stopped", "Interrupted")
-
-
-@pytest.fixture
-def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
-    return build_recovery(account, monkeypatch)
-
-
-def job(run_id: str, attempt: int) -> str:
-    return f"spotline-{run_id}-a{attempt:02d}"
+from tests.support.recovery import INTERRUPTED, Recovery, inbox_by_status, job, rail_config
 
 
 class _DiesAfterCreate:

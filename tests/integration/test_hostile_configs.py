@@ -13,7 +13,6 @@ import json
 import math
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,9 +23,9 @@ from spotline.config.schema import describe
 from spotline.domain import layout
 from spotline.domain.events import parse_object_created
 from spotline.domain.states import RunStatus
-from tests.support.aws_account import BUCKET, Account
+from tests.support.aws_account import BUCKET
 from tests.support.events import s3_object_created
-from tests.support.recovery import Recovery, build_recovery
+from tests.support.recovery import Recovery
 
 BASE: dict[str, Any] = {
     "job": {"instance_type": "ml.g4dn.xlarge", "max_runtime": "1h", "channels": {"train": "datasets/rail/"}},
@@ -97,11 +96,6 @@ def hostile_documents(draw: st.DrawFn) -> str:
     if draw(st.sampled_from([False] * 9 + [True])):  # sometimes not even YAML
         text = draw(st.text(max_size=200))
     return text
-
-
-@pytest.fixture
-def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
-    return build_recovery(account, monkeypatch)
 
 
 def _alerts_of(recovery: Recovery, run_id: str) -> list[dict[str, Any]]:

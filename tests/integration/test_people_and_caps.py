@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from spotline.domain.events import parse_object_deleted
 from spotline.domain.retry import QUOTA_RETRY_LIMIT
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunStatus
 from spotline.runs.relaunch import RelaunchRequest
 from spotline.wiring import Wiring
-from tests.support.aws_account import BUCKET, Account
+from tests.support.aws_account import BUCKET
 from tests.support.batches import Clock, image_event, promote
 from tests.support.events import s3_object_deleted
-from tests.support.recovery import Recovery, build_recovery, inbox_by_status, rail_config
+from tests.support.recovery import INTERRUPTED, Recovery, inbox_by_status, job, rail_config
 
 KEY = "configs/rail.yaml"
-INTERRUPTED = ("Stopped", "Interrupted")
-
-
-@pytest.fixture
-def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
-    return build_recovery(account, monkeypatch)
-
-
-def job(run_id: str, attempt: int) -> str:
-    return f"spotline-{run_id}-a{attempt:02d}"
 
 
 def _delete(recovery: Recovery, event: dict[str, object]) -> list[str]:

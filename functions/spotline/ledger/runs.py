@@ -269,10 +269,11 @@ class RunLedger:
         )
 
     def defer_for_quota(self, run_id: str, *, attempt: int, hits: int, not_before: int, now: float) -> Run:
-        """A RETRYING run's create hit a quota: the same attempt waits until ``not_before``."""
+        """A RETRYING run's create hit a quota: the same attempt waits until ``not_before`` (and its
+        relaunch gives its claim up: a cancel need not wait for it)."""
         return self._update_run(
             run_id,
-            {"create_quota_hits": hits, "not_before": not_before},
+            {"create_quota_hits": hits, "not_before": not_before, "launching_attempt": None},
             now=now,
             status_in=[RunStatus.RETRYING],
             also="next_attempt = :n",

@@ -101,15 +101,7 @@ class RunPublisher:
 
     def fail_waiting_run(self, run: Run, reason: str, cap: str | None) -> Settlement:
         """Settle a RETRYING run (its relaunch was refused) as FAILED, with an alert."""
-        return self.finish(
-            run,
-            RunStatus.FAILED,
-            attempt=run.attempt,
-            outcome="RELAUNCH_REFUSED",
-            reason=reason,
-            cap=cap or None,
-            expected=RunStatus.RETRYING,
-        )
+        return self._settle_waiting(run, RunStatus.FAILED, "RELAUNCH_REFUSED", reason, cap=cap or None)
 
     def cancel_waiting_run(self, run: Run, reason: str, *, unless_relaunching: bool) -> Settlement:
         """Settle a RETRYING run a person cancelled as CANCELLED, with an alert.
@@ -117,14 +109,13 @@ class RunPublisher:
         ``unless_relaunching``: not while a relaunch has claimed the next attempt (that relaunch
         finishes, and the run is settled when the job it started ends).
         """
+        return self._settle_waiting(
+            run, RunStatus.CANCELLED, "CANCELLED_WHILE_WAITING", reason, unless_relaunching=unless_relaunching
+        )
+
+    def _settle_waiting(self, run: Run, to: RunStatus, outcome: str, reason: str, **how: Any) -> Settlement:
         return self.finish(
-            run,
-            RunStatus.CANCELLED,
-            attempt=run.attempt,
-            outcome="CANCELLED_WHILE_WAITING",
-            reason=reason,
-            expected=RunStatus.RETRYING,
-            unless_relaunching=unless_relaunching,
+            run, to, attempt=run.attempt, outcome=outcome, reason=reason, expected=RunStatus.RETRYING, **how
         )
 
     def finish(
