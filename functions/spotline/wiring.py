@@ -39,6 +39,7 @@ from spotline.runs.job_state import JobStateFlow
 from spotline.runs.pending_watch import PendingWatch
 from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
+from spotline.runs.report_page import RunPages
 from spotline.training.config_deleted import ConfigDeletion
 from spotline.training.launch import TrainingLauncher
 from spotline.training.promotion import TrainingCompleted
@@ -114,6 +115,7 @@ class Wiring:
     )
     relaunch_queue = _Once(lambda w: RelaunchQueue(w.settings.relaunch_queue_url, w.client("sqs")))
     prices = _Once(lambda w: price_table(w.settings.prices_json))
+    run_pages = _flow(RunPages)
 
     # -- flows --------------------------------------------------------------------------------------
     training_launcher = _flow(TrainingLauncher)

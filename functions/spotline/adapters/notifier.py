@@ -26,7 +26,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ITEMS_SHOWN = 100  # the first issues, attempts, images... of a list; the rest is counted
 MAX_TEXT_CHARS = 2_000
 # Where the whole story is (a rejection's or a run's report, a batch's summary): never cut.
-FULL_REPORT_KEYS = frozenset({"report", "summary", "predictions"})
+FULL_REPORT_KEYS = frozenset({"report", "report_page", "report_console", "summary", "predictions"})
 NOT_SHOWN = "_not_shown"
 
 

@@ -32,6 +32,7 @@ from spotline.domain.requests import training_request
 from spotline.domain.states import RunKind, RunStatus
 from spotline.ledger.records import RunSource
 from spotline.ledger.runs import TransitionRefused
+from spotline.reports.links import console_url
 from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress, LaunchNotRecordable
 from spotline.runs.publish import NOTICE_KIND
 
@@ -155,7 +156,11 @@ class TrainingLauncher(FirstAttemptLauncher):
         self.bucket.put_json(report_key, report)
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         subject = f"spotline: {obj.key} rejected ({count})"
-        alert_body = {**report, "report": self.bucket.uri(report_key)}
+        alert_body = {
+            **report,
+            "report": self.bucket.uri(report_key),
+            "report_console": console_url(self.bucket.name, report_key, self.settings.region),
+        }
         self.notices.of_run(run_id).send_once(
             "rejected",
             lambda: self._alert(run_id, subject, alert_body, RunStatus.REJECTED),
