@@ -164,6 +164,18 @@ def test_a_job_whose_tags_name_another_run_is_not_adopted(recovery: Recovery) ->
     assert recovery.ledger.get_run(run_id) is None
 
 
+def test_a_job_named_like_spotlines_but_untagged_is_not_taken(recovery: Recovery) -> None:
+    """Relaunching someone else's job would spend their money: without the run-id tag it is left alone."""
+    run_id = "foreign-0123456789ab"
+    name = _create_job_behind_the_ledger(recovery.account, run_id)
+    arn = recovery.job(name)["TrainingJobArn"]
+    recovery.account.sagemaker.delete_tags(ResourceArn=arn, TagKeys=[TAG_RUN_ID])
+    [outcome] = recovery.end(name, *INTERRUPTED, training_s=60, billable_s=20)
+    assert outcome.action == "ignored" and TAG_RUN_ID in outcome.reason
+    assert recovery.ledger.get_run(run_id) is None
+    assert recovery.queued_relaunches() == []
+
+
 def test_a_relaunch_that_died_after_its_create_is_caught_up_and_a_stop_cancels_the_run(
     recovery: Recovery,
 ) -> None:

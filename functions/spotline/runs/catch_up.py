@@ -170,6 +170,9 @@ class RunCatchUp:
         return run
 
     def _record_unknown_run(self, origin: JobOrigin) -> Run:
+        if origin.tags.get(TAG_RUN_ID) != origin.run_id:
+            # Named like spotline's but not tagged as one: relaunching it would spend someone's money.
+            raise NotCatchable(f"a job without its run and without a {TAG_RUN_ID} tag is not spotline's")
         if origin.kind != RunKind.TRAINING:
             # An inference part's run is created before its job, with the part it belongs to.
             raise NotCatchable(f"an {origin.kind} job without its run: its batch part is unknown")
