@@ -34,10 +34,13 @@ from spotline.ledger.models import Models
 from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
+from spotline.runs.pending_watch import PendingWatch
 from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
 from spotline.runs.report_page import RunPages
+from spotline.training.config_deleted import ConfigDeletion
 from spotline.training.launch import TrainingLauncher
 from spotline.training.promotion import TrainingCompleted
 
@@ -116,8 +119,11 @@ class Wiring:
 
     # -- flows --------------------------------------------------------------------------------------
     training_launcher = _flow(TrainingLauncher)
+    config_deletion = _flow(ConfigDeletion)
     publisher = _flow(RunPublisher)
     job_state = _flow(JobStateFlow)
+    catch_up = _flow(RunCatchUp)
+    pending_watch = _flow(PendingWatch)
     relauncher = _flow(Relauncher)
     image_intake = _flow(ImageIntake)
     batch_closer = _flow(BatchCloser)

@@ -86,6 +86,18 @@ class DropBucket:
             raise ObjectTooLarge(uri, cap)
         return data, str(response.get("VersionId") or response.get("ETag", "")).strip('"')
 
+    def current_version(self, key: str) -> tuple[str, str] | None:
+        """``(version id, ETag)`` of the key's current object, None if there is none (deleted)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.s3.head_object(Bucket=self.name, Key=key)
+        except ClientError as e:
+            if aws.error_code(e) in _MISSING:
+                return None
+            raise
+        return str(response.get("VersionId") or ""), str(response.get("ETag", "")).strip('"')
+
     def read_tail(self, key: str, *, cap: int, bucket: str | None = None) -> tuple[bytes, bool]:
         """``(the object's last cap bytes at most, whether there was more before them)``."""
         from botocore.exceptions import ClientError

@@ -106,14 +106,21 @@ class RunPublisher:
 
     def fail_waiting_run(self, run: Run, reason: str, cap: str | None) -> Settlement:
         """Settle a RETRYING run (its relaunch was refused) as FAILED, with an alert."""
+        return self._settle_waiting(run, RunStatus.FAILED, "RELAUNCH_REFUSED", reason, cap=cap or None)
+
+    def cancel_waiting_run(self, run: Run, reason: str, *, unless_relaunching: bool) -> Settlement:
+        """Settle a RETRYING run a person cancelled as CANCELLED, with an alert.
+
+        ``unless_relaunching``: not while a relaunch has claimed the next attempt (that relaunch
+        finishes, and the run is settled when the job it started ends).
+        """
+        return self._settle_waiting(
+            run, RunStatus.CANCELLED, "CANCELLED_WHILE_WAITING", reason, unless_relaunching=unless_relaunching
+        )
+
+    def _settle_waiting(self, run: Run, to: RunStatus, outcome: str, reason: str, **how: Any) -> Settlement:
         return self.finish(
-            run,
-            RunStatus.FAILED,
-            attempt=run.attempt,
-            outcome="RELAUNCH_REFUSED",
-            reason=reason,
-            cap=cap or None,
-            expected=RunStatus.RETRYING,
+            run, to, attempt=run.attempt, outcome=outcome, reason=reason, expected=RunStatus.RETRYING, **how
         )
 
     def finish(
@@ -127,6 +134,7 @@ class RunPublisher:
         cap: str | None = None,
         describe: Mapping[str, Any] | None = None,
         expected: RunStatus = RunStatus.RUNNING,
+        unless_relaunching: bool = False,
     ) -> Settlement:
         """Settle the run in ``to`` after ``attempt`` and publish it once."""
         run_id = run.run_id
@@ -141,6 +149,7 @@ class RunPublisher:
                 outcome=outcome,
                 reason=reason,
                 cap=cap,
+                unless_relaunching=unless_relaunching,
             )
         except TransitionRefused:
             current = self.ledger.get_run(run_id)
@@ -203,7 +212,7 @@ class RunPublisher:
             "report": self.bucket.uri(report_key),
             **self.run_pages.links(run_id),
         }
-        self._announce(
+        sent = self._announce(
             run,
             to,
             notice,
@@ -211,7 +220,8 @@ class RunPublisher:
             body,
             after_send=lambda: self._emit_metrics(to, savings, len(attempts)),
         )
-        return Settlement("settled", to, report_key, savings, results)
+        # A concurrent delivery that got this far too finds the notice claimed: it sent nothing.
+        return Settlement("settled" if sent else "duplicate", to, report_key, savings, results)
 
     def announce_retry(self, run: Run, *, next_attempt: int, body: Mapping[str, Any]) -> bool:
         """The one "retrying" message of a relaunch, with the run's page as it stands; False if sent."""
