@@ -810,6 +810,16 @@ def test_execution_role_pulls_only_the_images_repository(image_uri: str, reposit
     assert pull["Resource"] == f"arn:aws:ecr:{region}:{account}:repository/{repository}"
 
 
+def test_execution_role_pulls_the_allowed_images_too_and_functions_know_them() -> None:
+    allowed = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/rail-*,arn:aws:ecr:*:{ACCOUNT}:repository/team/x"
+    stack = Stack({"ImageUri": IMAGE_URI, "AllowedImages": allowed})
+    (pull,) = [s for s in stack.statements("ExecutionRole") if "ecr:BatchGetImage" in _as_list(s["Action"])]
+    assert pull["Resource"] == [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/spotline", *allowed.split(",")]
+    assert {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} <= set(_as_list(pull["Action"]))
+    env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
+    assert Settings.from_env(env).allowed_images == tuple(allowed.split(","))
+
+
 def test_pass_role_is_limited_to_the_execution_role_and_sagemaker(stack: Stack) -> None:
     passers = set()
     for role_id in _all_role_ids(stack):

@@ -23,18 +23,19 @@ SOURCES = {
 }
 # spotline's folders, bottom to top; folders of one rank may not import each other.
 RANKS = {
-    "spotline.config": 0,
     "spotline.metric_names": 0,
-    "spotline.domain": 1,
-    "spotline.adapters": 2,
+    # The schema knows the metric names of spotline's image: what a gate or an objective may name.
+    "spotline.config": 1,
+    "spotline.domain": 2,
+    "spotline.adapters": 3,
     # Pages are pure rendering (inputs -> HTML): above the domain rules they word, beside the
     # adapters so they can reach no AWS, below the ledger and the flows that read their inputs.
-    "spotline.reports": 2,
-    "spotline.ledger": 3,
-    "spotline.runs": 4,
-    "spotline.training": 5,
-    "spotline.inference": 5,
-    "spotline.wiring": 6,
+    "spotline.reports": 3,
+    "spotline.ledger": 4,
+    "spotline.runs": 5,
+    "spotline.training": 6,
+    "spotline.inference": 6,
+    "spotline.wiring": 7,
 }
 CONTAINER_MAY_IMPORT = ("spotline.config", "spotline.metric_names")
 

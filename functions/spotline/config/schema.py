@@ -38,6 +38,13 @@ class Duration(int):
         return f"Duration({format_duration(int(self))})"
 
 
+class Scalar:
+    """A field hint: one plain value, text, a number or true/false (kept as it was written).
+
+    What a foreign image is handed (SageMaker hyperparameters and environment values are text;
+    :func:`spotline.config.loader.dump_yaml_value` writes the others)."""
+
+
 @dataclass(frozen=True)
 class Issue:
     """One problem in a config file: where, what was found, what was expected."""
@@ -208,6 +215,13 @@ def _check_count(value: Any, path: str, meta: Mapping[str, Any], issues: list[Is
 
 
 def _convert_scalar(hint: Any, value: Any, path: str, meta: Mapping[str, Any], issues: list[Issue]) -> Any:
+    if hint is Scalar:
+        if isinstance(value, str | bool):
+            return value
+        if not isinstance(value, int | float):
+            issues.append(Issue(path, value, "expected one value: text, a number or true/false"))
+            return None
+        hint = float if isinstance(value, float) else int
     if hint is Duration:
         try:
             result: Any = Duration(parse_duration(value))

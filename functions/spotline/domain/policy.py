@@ -6,6 +6,7 @@ or re-validate the user's file.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ class RunPolicy:
     instance_count: int
     promote_metric: str | None = None
     promote_min: float | None = None
+    # A relaunched attempt continues from the run's checkpoints; False: an image of your own that
+    # does not resume, so every relaunch starts over (and the work of an interrupted attempt is lost).
+    resumes: bool = True
 
     @classmethod
     def from_config(cls, config: RunConfig) -> RunPolicy:
@@ -43,6 +47,7 @@ class RunPolicy:
             instance_count=job.instance_count,
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
+            resumes=job.resumes,
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -50,6 +55,9 @@ class RunPolicy:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:
-        data: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
+        data: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if item.get(name) is not None or f.default is dataclasses.MISSING:
+                data[name] = item.get(name)
         data["ladder"] = tuple(data["ladder"])
-        return cls(**data)
+        return cls(**data)  # a field an older record lacks takes its default

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from spotline.config import RunConfig
+from spotline.config import RunConfig, as_text
+from spotline.config.job import CONFIG_CHANNEL
 from spotline.config.root import resolve_channel_uri
 from spotline.domain import layout
 from spotline.domain.instances import has_local_storage
@@ -22,7 +23,6 @@ from spotline.domain.settings import Settings
 from spotline.metric_names import metric_definitions
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
-CONFIG_CHANNEL = "config"
 TAG_RUN_ID = "spotline:run-id"
 TAG_ATTEMPT = "spotline:attempt"
 TAG_SOURCE_KEY = "spotline:source-key"
@@ -35,6 +35,26 @@ def tag_value(text: str) -> str:
     """Tag values: letters of any script, digits, spaces and ``_ . : / = + - @``; 256 characters."""
     allowed = set("_.:/=+-@ ")
     return "".join(c if c.isalnum() or c in allowed else "_" for c in text)[:256]
+
+
+@dataclass(frozen=True)
+class JobImage:
+    """What runs: the image (None: the stack's), the metrics SageMaker reads from its log, its
+    environment. Spotline's image by default."""
+
+    uri: str | None = None
+    metric_definitions: tuple[Mapping[str, str], ...] = tuple(metric_definitions())
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: RunConfig) -> JobImage:
+        """The image of ``config``: its ``job.image`` with the regexes of ``job.metrics``, or ours."""
+        job = config.job
+        environment = {name: as_text(value) for name, value in config.environment.items()}
+        if job.image is None:
+            return cls(environment=environment)
+        definitions = tuple({"Name": name, "Regex": regex} for name, regex in job.metrics.items())
+        return cls(job.image, definitions, environment)
 
 
 @dataclass(frozen=True)
@@ -60,14 +80,16 @@ def job_request(
     resources: Resources,
     hyperparameters: Mapping[str, str] | None = None,
     extra_tags: Mapping[str, str] | None = None,
+    image: JobImage | None = None,
 ) -> dict[str, Any]:
     """Attempt 1's CreateTrainingJob request: what every spotline job has, whatever its kind."""
+    image = image or JobImage()
     request: dict[str, Any] = {
         "TrainingJobName": job_name(settings.job_prefix, run_id, 1),
         "AlgorithmSpecification": {
-            "TrainingImage": settings.image_uri,
+            "TrainingImage": image.uri or settings.image_uri,
             "TrainingInputMode": resources.input_mode,
-            "MetricDefinitions": metric_definitions(),
+            "MetricDefinitions": [dict(d) for d in image.metric_definitions],
         },
         "RoleArn": settings.execution_role_arn,
         "HyperParameters": dict(hyperparameters or {}),
@@ -87,7 +109,7 @@ def job_request(
             "LocalPath": CHECKPOINT_LOCAL_PATH,
         },
         "RetryStrategy": {"MaximumRetryAttempts": INTERNAL_RETRIES},
-        "Environment": {"SPOTLINE_RUN_ID": run_id, "SPOTLINE_ATTEMPT": "1"},
+        "Environment": {**image.environment, "SPOTLINE_RUN_ID": run_id, "SPOTLINE_ATTEMPT": "1"},
         "Tags": [
             {"Key": TAG_RUN_ID, "Value": run_id},
             {"Key": TAG_ATTEMPT, "Value": "1"},
@@ -131,6 +153,8 @@ def training_request(
         source_key=source_key,
         channels=channels,
         resources=resources,
+        hyperparameters={name: as_text(value) for name, value in config.hyperparameters.items()},
+        image=JobImage.of(config),
     )
     if job.vpc is not None:
         request["VpcConfig"] = {
