@@ -559,6 +559,27 @@ def test_job_state_rule_ignores_running_jobs_and_other_peoples_jobs(stack: Stack
     assert not _matches(renamed, "JobStateRule", load_event("sagemaker_job_completed"))
 
 
+@pytest.mark.parametrize(
+    ("tags", "seen"),
+    [
+        ({"spotline:run-id": "rail-0123456789ab", "spotline:attempt": "1"}, True),
+        ({"spotline:adopt": "true", "team": "rail"}, True),
+        ({"spotline:adopt": "false"}, False),
+        ({"team": "rail"}, False),
+        ({}, False),
+    ],
+)
+def test_job_state_rule_sees_jobs_of_any_name_that_carry_spotline_tags(
+    stack: Stack, tags: dict[str, str], seen: bool
+) -> None:
+    event = load_event("sagemaker_job_completed")
+    event["detail"]["TrainingJobName"] = "rail-legacy-2026-11-27-01-02-03-456"  # the SDK's name
+    event["detail"]["Tags"] = tags
+    assert _matches(stack, "JobStateRule", event) is seen
+    event["detail"]["TrainingJobStatus"] = "InProgress"
+    assert not _matches(stack, "JobStateRule", event)
+
+
 # -------------------------------------------------------------------------------- functions
 
 
@@ -748,7 +769,8 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
     assert can_read == {
         "LaunchFunction": {"configs/"},
         "ConfigDeletedFunction": {"configs/"},  # HeadObject: the object the deleted key holds now
-        "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
+        # the source images of an inference batch's previews; the config an adopted job names
+        "JobStateFunction": {"inference/", "adopt/"},
         "RelaunchFunction": set(),
         "ImageIntakeFunction": {"inference/"},
         "BatchCloserFunction": {"inference/"},
@@ -841,11 +863,21 @@ def test_functions_create_only_jobs_named_with_the_prefix(prefix: str) -> None:
     stack = Stack({"ImageUri": IMAGE_URI, "JobNamePrefix": prefix})
     jobs = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
     allowed = {f"{jobs}training-job/{prefix}-*"}
+    any_job = f"{jobs}training-job/*"
+    tag_conditions = [
+        {"Null": {"aws:ResourceTag/spotline:run-id": "false"}},
+        {"StringEquals": {"aws:ResourceTag/spotline:adopt": "true"}},
+    ]
     roles = _function_roles(stack)
     for role_id in roles.values():
         for s in stack.statements(role_id):
-            if any(a.startswith("sagemaker:") or a == "*" for a in _as_list(s["Action"])):
-                assert set(_as_list(s["Resource"])) <= allowed, f"{role_id}: {s['Resource']}"
+            if not any(a.startswith("sagemaker:") or a == "*" for a in _as_list(s["Action"])):
+                continue
+            if _as_list(s["Resource"]) == [any_job]:  # jobs named elsewhere: read, and only if tagged
+                assert set(_as_list(s["Action"])) == {"sagemaker:DescribeTrainingJob", "sagemaker:ListTags"}
+                assert s["Condition"] in tag_conditions, f"{role_id}: {s.get('Condition')}"
+                continue
+            assert set(_as_list(s["Resource"])) <= allowed, f"{role_id}: {s['Resource']}"
     launch = stack.statements(roles["LaunchFunction"])
     assert _allows(
         launch, "sagemaker:CreateTrainingJob", f"{jobs}training-job/{prefix}-rail-0123456789ab-a01"

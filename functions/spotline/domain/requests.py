@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spotline.config import RunConfig, as_text
+from spotline.config.images import image_allowed
 from spotline.config.job import CONFIG_CHANNEL
 from spotline.config.root import resolve_channel_uri
 from spotline.domain import layout
@@ -27,6 +28,10 @@ TAG_RUN_ID = "spotline:run-id"
 TAG_ATTEMPT = "spotline:attempt"
 TAG_SOURCE_KEY = "spotline:source-key"
 TAG_KIND = "spotline:kind"
+# A job launched elsewhere (the SageMaker SDK, boto3) that asks to be spotline's: ``true``; with an
+# optional spotline config for its recovery policy, named by its key under adopt/ in the drop bucket.
+TAG_ADOPT = "spotline:adopt"
+TAG_CONFIG = "spotline:config"
 # SageMaker's RetryStrategy re-runs a job on InternalServerError without our involvement.
 INTERNAL_RETRIES = 2
 
@@ -187,6 +192,24 @@ def request_for_attempt(
         for t in request["Tags"]
     ]
     return request
+
+
+def relaunch_refusal(first: Mapping[str, Any], settings: Settings) -> str | None:
+    """Why spotline cannot create the next attempt of a run whose first job was ``first`` (None: it can).
+
+    Relaunches pass the stack's execution role and no other, and that role pulls the stack's image
+    and its AllowedImages only: a job launched elsewhere with another role or image is followed and
+    settled, but an attempt of it cannot be started."""
+    role = first.get("RoleArn")
+    if role != settings.execution_role_arn:
+        return (
+            f"the job runs with role {role}, and spotline starts jobs only with the stack's execution role "
+            f"{settings.execution_role_arn}: launch it with that role to have it relaunched"
+        )
+    image = (first.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    if image and image != settings.image_uri and not image_allowed(str(image), settings.allowed_images):
+        return f"its image {image} is not one of the stack's AllowedImages, which its execution role pulls"
+    return None
 
 
 def set_volume_encryption(request: dict[str, Any], kms_key_arn: str | None) -> None:

@@ -2,10 +2,13 @@
 
 The flow, for one ``SageMaker Training Job State Change`` event:
 
-1. keep only spotline's jobs (``<prefix>-<run id>-aNN``) in a terminal status;
+1. keep only spotline's jobs in a terminal status: the run and attempt its ``spotline:*`` tags name
+   (:mod:`spotline.domain.job_identity`: spotline's own jobs, and jobs launched elsewhere that ask to
+   be adopted), or its name ``<prefix>-<run id>-aNN``; a tuning job's trial is left to its tuning job;
 2. find the run; a run the ledger does not know, still PENDING, or waiting for this very attempt
    is caught up from the job itself (:mod:`spotline.runs.catch_up`: a launch or relaunch that died
-   after CreateTrainingJob never leaves a paid job unwatched); an event of an older attempt than
+   after CreateTrainingJob never leaves a paid job unwatched, and an adopted job becomes a run the
+   same way); an event of an older attempt than
    the run's is stale; a run already settled for this attempt, with its notice sent, is a duplicate;
 3. DescribeTrainingJob (events lack failure reasons and billable seconds) and record the
    attempt's outcome and seconds;
@@ -30,8 +33,9 @@ from spotline.adapters.relaunch_queue import RelaunchQueue
 from spotline.adapters.training_jobs import JobNotFound, TrainingJobs
 from spotline.domain.classify import TERMINAL_JOB_STATUSES, Action, Outcome, Rule, classify
 from spotline.domain.events import TrainingJobStateChange, parse_timestamp
-from spotline.domain.naming import parse_job_name
+from spotline.domain.job_identity import identify_job
 from spotline.domain.policy import RunPolicy
+from spotline.domain.requests import relaunch_refusal
 from spotline.domain.retry import CapReached, plan_relaunch
 from spotline.domain.savings import spent_usd
 from spotline.domain.settings import Settings
@@ -103,10 +107,13 @@ class JobStateFlow:
     clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
-        parsed = parse_job_name(self.settings.job_prefix, change.job_name)
-        if parsed is None:
+        identity = identify_job(self.settings.job_prefix, change.job_name, change.tags)
+        if identity is None:
             return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
-        run_id, attempt = parsed
+        run_id, attempt = identity.run_id, identity.attempt
+        if change.tuning_job_arn:
+            reason = f"a trial of {change.tuning_job_arn}: its tuning job is followed as a whole"
+            return StateOutcome("ignored", run_id, attempt, reason=reason)
         if change.status not in TERMINAL_JOB_STATUSES:
             return StateOutcome("ignored", run_id, attempt, reason=f"status {change.status} is not terminal")
         run = self.ledger.get_run(run_id)
@@ -210,6 +217,9 @@ class JobStateFlow:
     def _relaunch(self, ended: EndedAttempt, policy: RunPolicy) -> StateOutcome:
         run, attempt, rule, describe = ended.run, ended.attempt, ended.rule, ended.describe
         run_id = run.run_id
+        refusal = relaunch_refusal(run.first_request or {}, self.settings)
+        if refusal is not None:
+            return self._settle(ended, RunStatus.FAILED, f"cannot be relaunched: {refusal}")
         attempts = [a for a in self.ledger.attempts(run_id) if a.attempt <= attempt]
         spent = spent_usd(attempts, self.prices, policy.instance_count)
         plan = plan_relaunch(policy, rule.action, run_id=run_id, attempts=attempts, spent_usd=spent)
