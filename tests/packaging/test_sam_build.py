@@ -38,7 +38,17 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # code and dependencies of a .zip fun
 # Top-level names that must not reach a function: tests, the GPU container, the local stack, the
 # SageMaker SDK (the functions call SageMaker through boto3) and what only those need.
 NOT_IN_BUNDLE = frozenset(
-    {"tests", "container", "local", "spotline_container", "spotline_local", "sagemaker", "moto", "torch"}
+    {
+        "tests",
+        "container",
+        "local",
+        "spotline_container",
+        "spotline_toolkit",
+        "spotline_local",
+        "sagemaker",
+        "moto",
+        "torch",
+    }
 )
 
 # Scripts run by the runtime's interpreter with -P -S: sys.path is the bundle (PYTHONPATH) and the
