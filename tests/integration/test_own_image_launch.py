@@ -10,10 +10,12 @@ import pytest
 from spotline.domain.events import parse_object_created
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunStatus
+from spotline.ledger.models import Models
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
 from tests.support.aws_account import ACCOUNT, BUCKET, REGION, TABLE, Account
 from tests.support.launch import job_names, put_config, wiring
+from tests.support.recovery import INTERRUPTED, Recovery, build_recovery, inbox_by_status, job
 
 ALLOWED = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/rail-*"
 OWN_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/rail-legacy:4.2"
@@ -82,3 +84,35 @@ def test_an_image_outside_the_allowed_list_starts_nothing_and_alerts_once(
     )
     [error] = [e for e in report["errors"] if e["key"] == "job.image"]
     assert ALLOWED in error["message"]
+
+
+@pytest.fixture
+def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
+    monkeypatch.setenv("SPOTLINE_ALLOWED_IMAGES", ALLOWED)
+    return build_recovery(account, monkeypatch)
+
+
+def test_a_run_of_your_own_image_is_recovered_and_promoted_by_its_own_metric_on_its_own_line(
+    recovery: Recovery,
+) -> None:
+    run_id = recovery.drop_config(own_image_config(OWN_IMAGE), key="configs/legacy.yaml")
+    [retrying] = recovery.end(job(run_id, 1), *INTERRUPTED, training_s=600, billable_s=180)
+    assert retrying.action == "retrying"
+    recovery.run_relaunches()
+    relaunched = recovery.job(job(run_id, 2))
+    assert relaunched["AlgorithmSpecification"]["TrainingImage"] == OWN_IMAGE
+    [done] = recovery.end(
+        job(run_id, 2), "Completed", training_s=300, billable_s=90, metrics={"val/mAP50": 0.71}
+    )
+    assert done.action == "succeeded"
+    report = recovery.report(run_id)
+    assert report["image"] == OWN_IMAGE and report["resumes"] is True
+    assert report["results"]["promotion"]["gate"] == "passed"
+    models = Models(LedgerTable(TABLE, recovery.account.dynamodb))
+    promoted = models.promoted(OWN_IMAGE)
+    assert promoted is not None and (promoted.run_id, promoted.image) == (run_id, OWN_IMAGE)
+    assert models.promoted() is None  # inference's default model stays one of spotline's image
+    inbox = inbox_by_status(recovery.account.inbox.messages())
+    [succeeded] = inbox["SUCCEEDED"]
+    assert "restarts from zero" not in inbox["RETRYING"][0]["Subject"]
+    assert json.loads(succeeded["Message"])["savings"]["billable_s"] == 270

@@ -10,6 +10,7 @@
 | notice sent (once)  | a run's or batch's | ``NOTICE#<what>``   |                  |                        |
 | run of a source     | ``SOURCE#<b>/<k>`` | ``RUN#<created>#<id>`` |               |                        |
 | the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
+| ... of your image   | ``MODEL``          | ``PROMOTED#<image>``|                  |                        |
 """
 
 from __future__ import annotations
@@ -36,3 +37,8 @@ image_sk: Callable[[str], str] = (IMAGE_PREFIX + "{}").format
 notice_sk: Callable[[str], str] = (NOTICE_PREFIX + "{}").format
 source_pk: Callable[[str, str], str] = "SOURCE#{}/{}".format
 source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format
+
+
+def promoted_sk(image: str | None) -> str:
+    """The promoted model of spotline's image (``None``: the one inference uses), or of ``image``."""
+    return PROMOTED_SK if image is None else f"{PROMOTED_SK}#{image}"

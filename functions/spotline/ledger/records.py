@@ -486,6 +486,7 @@ class Promotion:
     gate: Mapping[str, Any] = field(default_factory=dict)
     run_created_at: str | None = None
     promoted_at: str | None = None
+    image: str | None = None  # an image of your own (job.image); None: spotline's, which inference runs
 
     def lineage(self) -> dict[str, Any]:
         """Where the model came from, as summaries and reports show it."""
@@ -508,4 +509,5 @@ class Promotion:
             gate=dict(f.mapping("gate") or {}),
             run_created_at=f.opt_text("run_created_at"),
             promoted_at=f.opt_text("promoted_at"),
+            image=f.opt_text("image"),
         )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from spotline.domain.settings import Settings
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.models import Models, promotion_order
 from spotline.ledger.records import Promotion, Run
@@ -37,6 +38,7 @@ class PromotionResult:
 class TrainingCompleted:
     """What a completed training job publishes: the outcome of its run's promotion gate."""
 
+    settings: Settings
     models: Models
 
     def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]:
@@ -68,6 +70,13 @@ class TrainingCompleted:
             gate={"metric": metric, "min": minimum, "value": value},
             run_created_at=run.created_at,
             promoted_at=iso_utc(now),
+            image=self._own_image(run),
         )
         promoted = self.models.promote(promotion, order=promotion_order(run.created_at, run.run_id))
         return PromotionResult("passed", promoted, metric, value, minimum)
+
+    def _own_image(self, run: Run) -> str | None:
+        """The run's image if it is one of your own (its model goes to its own line), else None."""
+        spec = (run.first_request or {}).get("AlgorithmSpecification") or {}
+        image = spec.get("TrainingImage")
+        return str(image) if image and image != self.settings.image_uri else None
