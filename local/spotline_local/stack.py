@@ -21,6 +21,7 @@ from typing import Any
 from spotline.domain.settings import SPOT_MARKET
 from spotline_local.dispatch import Dispatcher
 from spotline_local.faults import Fault
+from spotline_local.images import LocalImages
 from spotline_local.moto_stack import FAKE_CREDENTIALS, Clients, MotoServer
 from spotline_local.provision import Provisioned, Provisioner
 from spotline_local.sagemaker.api import LocalSageMaker, SageMakerServer
@@ -43,6 +44,7 @@ class StackOptions:
     stack_name: str = "spotline-local"
     parameters: dict[str, Any] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    images: LocalImages = field(default_factory=LocalImages)  # images of your own -> local commands
     schedule_period_s: float | None = 10.0  # the closer's "rate(1 minute)", shortened
     retry_delay_s: float = 1.0
     spot_discount: float = 0.7
@@ -121,7 +123,7 @@ class LocalStack:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.moto.start()
         template_path = self.options.template or find_template()
-        parameters = {"ImageUri": LOCAL_IMAGE_URI, **self.options.parameters}
+        parameters = {"ImageUri": LOCAL_IMAGE_URI, **self._allowed_images(), **self.options.parameters}
         resolver = Resolver(
             load_template(template_path), self.options.stack_name, self.moto.endpoint, parameters
         )
@@ -131,6 +133,8 @@ class LocalStack:
             spot_discount=self.options.spot_discount,
             phase_delay_s=self.options.phase_delay_s,
             torch_threads=self.options.torch_threads,
+            own_image=str(parameters["ImageUri"]),
+            images=self.options.images,
         )
         self.sagemaker = LocalSageMaker(
             clients=self.clients,
@@ -146,6 +150,11 @@ class LocalStack:
         if "SPOTLINE_TOPIC_ARN" in self.function_env:  # a template of spotline's (tests use others too)
             self._observe_alerts()
             self._write_state()
+
+    def _allowed_images(self) -> dict[str, str]:
+        """The images the local images file maps are the ones this stack allows (its local "ECR")."""
+        repositories = self.options.images.allowed_repositories()
+        return {"AllowedImages": ",".join(repositories)} if repositories else {}
 
     def start_functions(self) -> None:
         """The dispatcher: from now on rules, queues and schedules invoke the functions."""

@@ -22,11 +22,15 @@ from spotline.ledger.table import LedgerTable
 from spotline.metric_names import METRICS_FILE
 from spotline.reports.metrics import RunCurves, parse_metrics
 from spotline_local.faults import Fault
+from spotline_local.images import load_images
 from spotline_local.stack import LocalStack, StackOptions
 
 T = TypeVar("T")
 DATASET_PREFIX = "datasets/e2e"
 INTERRUPT_AT = 10
+# The NumPy example image (examples/numpy_trainer), run by the command its images file names.
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "numpy_trainer"
+GEOMETRY_INTERRUPT_LINE = r"^#metric train/loss=\S+ step=12$"  # interrupted by one of its metric lines
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "REJECTED")
 
 TRAIN_CONFIG = """
@@ -54,6 +58,7 @@ FAULTS = [
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
     Fault(job="probe-internal", kind="internal_error"),
+    Fault(job="spotline-e2e-geometry-*-a01", kind="spot_interruption", at_line=GEOMETRY_INTERRUPT_LINE),
 ]
 
 
@@ -139,6 +144,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     options = StackOptions(
         workdir=tmp_path_factory.mktemp("local-stack"),
         faults=FAULTS,
+        images=load_images(EXAMPLE / "local-images.yaml"),
         schedule_period_s=1.0,
         retry_delay_s=0.2,
         phase_delay_s=0.1,

@@ -19,7 +19,11 @@ def resolver(e2e: E2E) -> Resolver:
         load_template(find_template()),
         e2e.stack.options.stack_name,
         e2e.stack.moto.endpoint,
-        {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotline:local"},
+        {
+            "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotline:local",
+            # the images the stack's images file maps (the example's) are the ones it allows
+            "AllowedImages": ",".join(e2e.stack.options.images.allowed_repositories()),
+        },
     )
 
 

@@ -18,16 +18,16 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spotline_local.faults import Fault
+from spotline_local.images import IMAGES_ENV, ImageCommand, LocalImages
 from spotline_local.sagemaker.jobs import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ CAPACITY_ERROR = (
 )
 STATUS_RESTART = "Restarting the training job from its checkpoints on new Spot capacity"
 INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
+NO_IMAGE = (
+    "ClientError: the local SageMaker has no command for image {image} and no container engine: "
+    f"map it to one in the local images file (${IMAGES_ENV})"
+)
 _STEP = re.compile(r"\bstep=(\d+)")
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
@@ -53,6 +57,8 @@ class RunnerSettings:
     checkpoint_sync_s: float = 1.0
     torch_threads: int = 1
     keep_workdirs: bool = True
+    own_image: str = ""  # the stack's ImageUri: spotline's container
+    images: LocalImages = field(default_factory=LocalImages)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -87,6 +93,10 @@ class JobRunner:
         self._log_stream = f"{job.name}/algo-1-{int(time.time())}"
         self._synced: dict[str, tuple[int, int]] = {}
         self._interrupt_at: int | None = None
+        self._interrupt_line: re.Pattern[str] | None = None
+        self._interrupt_after: float | None = None
+        self.image = str(job.get("AlgorithmSpecification", {}).get("TrainingImage") or "")
+        self.command: ImageCommand | None = settings.images.command_for(self.image, settings.own_image)
         self._interrupt = threading.Event()
         self._metric_regexes = [
             (d["Name"], re.compile(d["Regex"]))
@@ -135,8 +145,17 @@ class JobRunner:
                 BillableTimeInSeconds=0,
             )
             return
+        if self.command is None:
+            job.move(
+                "Failed",
+                "Failed",
+                FailureReason=NO_IMAGE.format(image=self.image),
+                TrainingTimeInSeconds=0,
+                BillableTimeInSeconds=0,
+            )
+            return
         if fault is not None and fault.kind == "spot_interruption":
-            self._interrupt_at = fault.at_iteration
+            self._arm(fault)
         started = time.time()
         job.set_fields(TrainingStartTime=started)
         self._open_log_stream()
@@ -148,7 +167,7 @@ class JobRunner:
             self._sync_checkpoints(final=True)
             if outcome == "interrupted" and fault is not None and fault.then == "restart":
                 job.move("Interrupted")
-                self._interrupt_at = None
+                self._disarm()
                 if self._wait(self.settings.phase_delay_s):
                     outcome = "stopped"
                 else:
@@ -183,6 +202,16 @@ class JobRunner:
                 FinalMetricDataList=metrics,
                 **billing,
             )
+
+    def _arm(self, fault: Fault) -> None:
+        """Interrupt at the fault's step, line or time (whichever comes first)."""
+        by_line_or_time = fault.at_line is not None or fault.after_seconds is not None
+        self._interrupt_at = None if by_line_or_time and not fault.at_iteration else fault.at_iteration
+        self._interrupt_line = re.compile(fault.at_line) if fault.at_line is not None else None
+        self._interrupt_after = fault.after_seconds
+
+    def _disarm(self) -> None:
+        self._interrupt_at, self._interrupt_line, self._interrupt_after = None, None, None
 
     def _wait(self, seconds: float) -> bool:
         """Sleep, waking early (True) if someone stops the job."""
@@ -369,14 +398,20 @@ class JobRunner:
                 "SPOTLINE_TORCH_THREADS": threads,
             }
         )
+        assert self.command is not None
+        env.update(self.command.environment)
         env.update({k: str(v) for k, v in (self.job.get("Environment") or {}).items()})
         return env
 
     def _train_once(self, started: float) -> tuple[str, int]:
         """Run the container once: ("exited", code), ("interrupted"|"stopped"|"max_runtime", code)."""
         self._interrupt.clear()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "spotline_container", "train"],
+        assert self.command is not None
+        argv = [a.replace("{base}", str(self.base)) for a in self.command.argv]
+        training_since = time.time()
+        # The command is the operator's own (the stack's images file), never a job request's text.
+        process = subprocess.Popen(  # noqa: S603
+            argv,
             cwd=self.base,
             env=self._container_env(),
             stdout=subprocess.PIPE,
@@ -392,6 +427,15 @@ class JobRunner:
         last_sync = time.time()
         while process.poll() is None:
             if reason is None:
+                after = self._interrupt_after
+                if (
+                    after is not None
+                    and time.time() - training_since >= after
+                    and not self._interrupt.is_set()
+                ):
+                    self._disarm()
+                    self._interrupt.set()
+                    process.send_signal(signal.SIGTERM)  # the time the fault names has passed
                 if self._interrupt.is_set():
                     reason = "interrupted"  # the reader already sent SIGTERM, on the very line
                     deadline = time.time() + SIGTERM_GRACE_S
@@ -440,8 +484,10 @@ class JobRunner:
                             }
                         )
                 step = _STEP.search(line)
-                if self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at:
-                    self._interrupt_at = None
+                at_step = self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at
+                at_line = self._interrupt_line is not None and self._interrupt_line.search(line)
+                if (at_step or at_line) and not self._interrupt.is_set():
+                    self._disarm()
                     self._interrupt.set()
                     process.send_signal(signal.SIGTERM)  # capacity reclaimed: no waiting for the poll loop
 
