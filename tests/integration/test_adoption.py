@@ -24,6 +24,7 @@ from tests.support.recovery import (
     inbox_by_status,
     job,
     state_change_event,
+    train_channels,
 )
 
 SDK_NAME = "rail-legacy-2026-11-27-01-02-03-456"  # what sagemaker's _get_unique_name makes
@@ -43,18 +44,7 @@ def _create_elsewhere(
         "AlgorithmSpecification": {"TrainingImage": IMAGE_URI, "TrainingInputMode": "File"},
         "RoleArn": role,
         "HyperParameters": {"base_lr": "0.02"},
-        "InputDataConfig": [
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{BUCKET}/datasets/rail/train/",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-        ],
+        "InputDataConfig": train_channels(),
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/runs/legacy/output/"},
         "ResourceConfig": {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},

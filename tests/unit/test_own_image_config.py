@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from spotline import metric_names
-from spotline.config import ConfigError, ValidationContext, parse_run_config, run_metric_names
+from spotline.config import ConfigError, RunConfig, ValidationContext, parse_run_config, run_metric_names
 from spotline.config.images import ALLOWED_IMAGE_PATTERN, image_allowed, repository_arn
 from spotline.config.loader import load_yaml_value
 from spotline.domain.policy import RunPolicy
@@ -39,6 +40,16 @@ SETTINGS = Settings(
 )
 
 
+def _request(config: RunConfig) -> dict[str, Any]:
+    return training_request(
+        settings=SETTINGS,
+        run_id="rail-0123456789ab",
+        config=config,
+        config_key="runs/r/config.yaml",
+        source_key="k",
+    )
+
+
 def _issues(text: str, context: ValidationContext | None = None) -> dict[str, str]:
     with pytest.raises(ConfigError) as caught:
         parse_run_config(text, context)
@@ -47,13 +58,7 @@ def _issues(text: str, context: ValidationContext | None = None) -> dict[str, st
 
 def test_an_image_of_your_own_brings_its_metrics_hyperparameters_and_environment() -> None:
     config = parse_run_config(OWN)
-    request = training_request(
-        settings=SETTINGS,
-        run_id="rail-0123456789ab",
-        config=config,
-        config_key="runs/r/config.yaml",
-        source_key="k",
-    )
+    request = _request(config)
     spec = request["AlgorithmSpecification"]
     assert spec["TrainingImage"] == LEGACY
     assert spec["MetricDefinitions"] == [{"Name": "val/mAP50", "Regex": "mAP@0.5=([0-9.]+)"}]
@@ -77,13 +82,7 @@ def test_an_image_of_your_own_brings_its_metrics_hyperparameters_and_environment
 
 def test_spotline_image_is_the_default_with_its_own_metrics() -> None:
     config = parse_run_config("job: {channels: {train: datasets/rail/train/}}\n")
-    request = training_request(
-        settings=SETTINGS,
-        run_id="rail-0123456789ab",
-        config=config,
-        config_key="runs/r/config.yaml",
-        source_key="k",
-    )
+    request = _request(config)
     assert request["AlgorithmSpecification"]["TrainingImage"] == STACK_IMAGE
     assert [d["Name"] for d in request["AlgorithmSpecification"]["MetricDefinitions"]] == list(
         metric_names.ALL
