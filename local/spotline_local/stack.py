@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -148,6 +149,7 @@ class LocalStack:
         self.sagemaker_server.start()
         self.clients.overrides["sagemaker"] = self.sagemaker_server.endpoint
         if "SPOTLINE_TOPIC_ARN" in self.function_env:  # a template of spotline's (tests use others too)
+            self._create_execution_role()
             self._observe_alerts()
             self._write_state()
 
@@ -250,6 +252,26 @@ class LocalStack:
             SPOT_MARKET: "emulated",  # the local SageMaker's Spot: reports say their figures are not AWS's
         }
 
+    def _create_execution_role(self) -> None:
+        """The SageMaker execution role, in moto's IAM: what the SDK path names and may look up."""
+        arn = self.function_env.get("SPOTLINE_EXECUTION_ROLE_ARN", "")
+        name = arn.rsplit("/", 1)[-1]
+        if not name:
+            return
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sagemaker.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        iam = self.clients("iam")
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+
     def _observe_alerts(self) -> None:
         sqs, sns = self.clients("sqs"), self.clients("sns")
         url = sqs.create_queue(QueueName=OBSERVER_QUEUE)["QueueUrl"]
@@ -263,6 +285,7 @@ class LocalStack:
             "bucket": self.bucket,
             "table": self.table,
             "topic_arn": self.topic_arn,
+            "function_env": self.function_env,  # the stack's settings, for spotline.notebook
             "workdir": str(self.workdir),
             "pid": os.getpid(),
         }

@@ -39,6 +39,8 @@ RANKS = {
     "spotline.training": 6,
     "spotline.inference": 6,
     "spotline.wiring": 7,
+    # The notebook path launches and follows a run from outside the functions, on their wiring.
+    "spotline.notebook": 8,
 }
 CONTAINER_MAY_IMPORT = ("spotline.config", "spotline.metric_names")
 TOOLKIT = "spotline_toolkit"
