@@ -678,7 +678,8 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
     assert can_read == {
         "LaunchFunction": {"configs/"},
         "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
-        "RelaunchFunction": set(),
+        # a part whose relaunch is refused settles its batch: the previews' source images
+        "RelaunchFunction": {"inference/"},
         "ImageIntakeFunction": {"inference/"},
         "BatchCloserFunction": {"inference/"},
     }

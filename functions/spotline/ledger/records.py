@@ -429,7 +429,11 @@ class ClosePart:
 
 @dataclass(frozen=True)
 class BatchClose:
-    """A sealed generation of a batch: its parts, its model, how far its launch and results got."""
+    """A sealed generation of a batch: its parts, its model, how far its launch and results got.
+
+    ``done_parts`` are the runs that completed, ``failed_parts`` those that settled FAILED or
+    CANCELLED; the close is settled once every part is in one of them (a run in both completed).
+    """
 
     batch: str
     generation: int
@@ -441,10 +445,21 @@ class BatchClose:
     closed_at: str
     launched_at: str | None = None
     done_parts: frozenset[str] = frozenset()
+    failed_parts: frozenset[str] = frozenset()
+
+    @property
+    def part_runs(self) -> tuple[str, ...]:
+        return tuple(p.run_id for p in self.parts)
+
+    @property
+    def settled(self) -> bool:
+        """Every part completed or failed for good."""
+        return bool(self.parts) and set(self.part_runs) <= self.done_parts | self.failed_parts
 
     def to_attrs(self) -> dict[str, Any]:
-        """What the close item is written with (``done_parts`` grows by its own update)."""
-        return _checked(plain_fields(self, without=("done_parts",)), f"close {self.batch}#{self.generation}")
+        """What the close item is written with (``done_parts``/``failed_parts`` grow by their own updates)."""
+        attrs = plain_fields(self, without=("done_parts", "failed_parts"))
+        return _checked(attrs, f"close {self.batch}#{self.generation}")
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> BatchClose:
@@ -463,6 +478,7 @@ class BatchClose:
             closed_at=f.text("closed_at", ""),
             launched_at=f.opt_text("launched_at"),
             done_parts=frozenset(f.texts("done_parts")),
+            failed_parts=frozenset(f.texts("failed_parts")),
         )
 
 

@@ -174,8 +174,11 @@ class JobStateFlow:
             cap=cap,
             describe=ended.describe,
         )
-        action = to.value.lower() if settled.action == "settled" else settled.action
-        return StateOutcome(action, ended.run.run_id, ended.attempt, ended.rule.outcome.value, reason)
+        # A completed job whose output is unusable settles FAILED: the outcome says what happened.
+        action = settled.status.value.lower() if settled.action == "settled" else settled.action
+        return StateOutcome(
+            action, ended.run.run_id, ended.attempt, ended.rule.outcome.value, settled.reason or reason
+        )
 
     def _relaunch(self, ended: EndedAttempt, policy: RunPolicy) -> StateOutcome:
         run, attempt, rule, describe = ended.run, ended.attempt, ended.rule, ended.describe
