@@ -9,7 +9,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
+from spotline.metric_names import (
+    TRAIN_ITERATION,
+    TRAIN_LOSS,
+    TRAIN_LR,
+    TRAIN_THROUGHPUT,
+    VAL_MAP,
+    VAL_MAP50,
+    metric_line,
+)
 from spotline_container.checkpoint import CheckpointStore
 from spotline_container.trainer import Hook
 
@@ -18,7 +26,11 @@ metrics_log = logging.getLogger("spotline.metrics")
 
 
 class MetricsHook(Hook):
-    """``#metric train/loss=... step=N`` lines (the control plane's MetricDefinitions read them)."""
+    """``#metric train/loss=... step=N`` lines (the control plane's MetricDefinitions read them).
+
+    ``train/iteration`` also goes out when a stop is requested: the step the job reached, which
+    the control plane sets against the checkpoint left in S3 (the work an interruption lost).
+    """
 
     def __init__(self, period: int, global_batch: int) -> None:
         self.period, self.global_batch = period, global_batch
@@ -39,7 +51,11 @@ class MetricsHook(Hook):
         emit(TRAIN_LOSS, float(self._loss_sum) / self._iters, t.iter)
         emit(TRAIN_LR, t.lr, t.iter)
         emit(TRAIN_THROUGHPUT, self._iters * self.global_batch / elapsed, t.iter)
+        emit(TRAIN_ITERATION, t.iter, t.iter)
         self._since, self._iters, self._loss_sum = time.perf_counter(), 0, 0.0
+
+    def on_interrupt(self) -> None:
+        emit(TRAIN_ITERATION, self.trainer.iter, self.trainer.iter)
 
 
 def emit(name: str, value: float, step: int) -> None:

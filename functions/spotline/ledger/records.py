@@ -16,6 +16,7 @@ from spotline.domain.classify import Outcome
 from spotline.domain.model_choice import ModelChoice
 from spotline.domain.plain import plain_fields
 from spotline.domain.policy import RunPolicy
+from spotline.domain.progress import work_lost
 from spotline.domain.states import AttemptStatus, RunKind, RunStatus
 from spotline.ledger.table import check_storable
 
@@ -279,7 +280,9 @@ def inference_attrs(part: InferencePart) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AttemptEnd:
-    """What DescribeTrainingJob says about an attempt that ended, as spotline classified it."""
+    """What DescribeTrainingJob says about an attempt that ended, as spotline classified it, and
+    how far it got: the checkpoint iteration it started from and left in S3, the iteration it had
+    reached (None where unknown: an image that writes no checkpoint pointer or iteration metric)."""
 
     status: AttemptStatus
     outcome: Outcome
@@ -289,6 +292,9 @@ class AttemptEnd:
     training_s: int
     billable_s: int
     ended_at: str | None
+    start_iteration: int | None = None
+    end_iteration: int | None = None
+    reached_iteration: int | None = None
 
     def to_attrs(self) -> dict[str, Any]:
         return _checked(plain_fields(self), "attempt end")
@@ -312,6 +318,14 @@ class Attempt:
     billable_s: int = 0
     launched_at: str | None = None
     ended_at: str | None = None
+    start_iteration: int | None = None
+    end_iteration: int | None = None
+    reached_iteration: int | None = None
+
+    @property
+    def work_lost_iterations(self) -> int | None:
+        """Iterations the attempt did that no checkpoint in S3 holds (None when not known)."""
+        return work_lost(self.reached_iteration, self.end_iteration)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Attempt:
@@ -331,6 +345,9 @@ class Attempt:
             billable_s=f.whole("billable_s", 0),
             launched_at=f.opt_text("launched_at"),
             ended_at=f.opt_text("ended_at"),
+            start_iteration=f.opt_whole("start_iteration"),
+            end_iteration=f.opt_whole("end_iteration"),
+            reached_iteration=f.opt_whole("reached_iteration"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -338,7 +355,10 @@ class Attempt:
 
     def view(self) -> dict[str, Any]:
         """The attempt as reports and alerts show it (every field, None where unknown)."""
-        return plain_fields(self, without=("run_id", "job_status"))
+        return {
+            **plain_fields(self, without=("run_id", "job_status")),
+            "work_lost_iterations": self.work_lost_iterations,
+        }
 
 
 # -- batches --------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ DETAIL_TYPES = {
     RunStatus.CANCELLED: "Run Cancelled",
     RunStatus.RETRYING: "Run Retrying",
 }
+WARNING_DETAIL_TYPE = "Run Warning"  # a run that goes on, with something a person should look at
+WARNING_STATUS = "WARNING"
 NOTICE_KIND = "run"  # the SNS ``kind`` attribute of every run message (launch uses it too)
 UNUSABLE_OUTPUT = "unusable output"  # how a run failed by its own output's reason starts
 
@@ -257,6 +259,21 @@ class RunPublisher:
             {"run_id": run.run_id, **body},
             after_send=self._count_relaunch,
         )
+
+    def warn_once(self, run: Run, what: str, subject: str, body: Mapping[str, Any]) -> bool:
+        """One warning about a run that goes on (notice ``what``); False if it was already sent."""
+
+        def send() -> None:
+            attributes = {
+                "kind": NOTICE_KIND,
+                "status": WARNING_STATUS,
+                "run_id": run.run_id,
+                "run_kind": run.kind.value,
+            }
+            self.notifier.publish(subject, {"run_id": run.run_id, **body}, attributes)
+            self.notifier.emit(WARNING_DETAIL_TYPE, {"run_id": run.run_id, **body})
+
+        return self.notices.of_run(run.run_id).send_once(what, send, now=self.clock())
 
     def _announce(
         self,
