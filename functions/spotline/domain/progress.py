@@ -22,29 +22,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
+
+from spotline.domain.attempts import AttemptFacts
 
 POINTER = "latest"
 CHECKPOINT_NAME = re.compile(r"model_(\d{8,})\.pt")
 MAX_POINTER_BYTES = 1024
 STARTUP_ALLOWANCE_S = 600
 NO_PROGRESS_RELAUNCHES = 2
-
-
-class ProgressFacts(Protocol):
-    """What the progress rules read of one ended attempt (the ledger's Attempt has these fields)."""
-
-    @property
-    def attempt(self) -> int: ...
-
-    @property
-    def training_s(self) -> int: ...
-
-    @property
-    def start_iteration(self) -> int | None: ...
-
-    @property
-    def end_iteration(self) -> int | None: ...
 
 
 def pointer_key(checkpoint_prefix: str) -> str:
@@ -90,7 +76,7 @@ def checkpoint_due(training_s: int, period_s: int | None) -> bool:
     return period_s is not None and period_s > 0 and training_s > period_s + STARTUP_ALLOWANCE_S
 
 
-def checkpoints_missing(attempt: ProgressFacts, period_s: int | None, *, pointer_expected: bool) -> bool:
+def checkpoints_missing(attempt: AttemptFacts, period_s: int | None, *, pointer_expected: bool) -> bool:
     """The attempt should have checkpointed and S3 holds nothing newer than where it started.
 
     No pointer at all counts only when the run's image is known to write one (``pointer_expected``).
@@ -104,7 +90,7 @@ def checkpoints_missing(attempt: ProgressFacts, period_s: int | None, *, pointer
 
 
 def no_progress(
-    attempts: Sequence[ProgressFacts], period_s: int | None, *, pointer_expected: bool
+    attempts: Sequence[AttemptFacts], period_s: int | None, *, pointer_expected: bool
 ) -> str | None:
     """Why the run should stop, when its last relaunches that should have checkpointed did not."""
     due = [a for a in attempts if a.attempt > 1 and checkpoint_due(a.training_s, period_s)]
