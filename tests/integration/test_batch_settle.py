@@ -195,9 +195,10 @@ def test_two_thousand_findings_whose_images_are_gone_cost_a_bounded_number_of_re
     [outcome] = recovery.end(_job(run), "Completed", training_s=300, billable_s=90)
 
     assert outcome.action == "succeeded"
-    # The checkpoint pointer (none: inference writes shards), the job's output, the preview search
-    # giving up at its cap: 2,000 images with findings, none of them still there.
-    assert calls["GetObject"] == 2 + MAX_SOURCE_READS
+    # The checkpoint pointer (none: inference writes shards), the job's output, the run's metrics
+    # file for its report page, the preview search giving up at its cap: 2,000 images with findings,
+    # none of them still there.
+    assert calls["GetObject"] == 3 + MAX_SOURCE_READS
     summary = json.loads(_read(account, "results/rail-gone/summary.json"))
     assert summary["images_with_defects"] == 2000 and summary["previews"] == []
     assert len(summary["defect_images"]) == 1000 and summary["defect_images_not_listed"] == 1000

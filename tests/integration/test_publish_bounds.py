@@ -71,10 +71,12 @@ def test_s3_calls_grow_with_the_parts_not_the_images(clients: Clients) -> None:
     more = _publish(clients, "calls-16x100", parts=16, per_part=100, dense=0)
 
     assert larger["calls"] == small["calls"]  # ten times the images, the same parts: the same calls
-    # One GetObject per part file and per part's summary beyond the first, the job's output, previews.
-    assert small["calls"]["GetObject"] == 1 + (4 - 1) + 1 + MAX_SOURCE_READS
+    # One GetObject per part file and per part's summary beyond the first, the job's output, the
+    # run's metrics file (for its report page), previews.
+    assert small["calls"]["GetObject"] == 1 + (4 - 1) + 1 + 1 + MAX_SOURCE_READS
     assert more["calls"]["GetObject"] - small["calls"]["GetObject"] == 16 - 4
     assert {k: v for k, v in more["calls"].items() if k != "GetObject"} == {
         k: v for k, v in small["calls"].items() if k != "GetObject"
     }
-    assert small["calls"]["PutObject"] == 5  # the last part's file and summary, results, summary, report
+    # The last part's file and summary, results, the batch's summary and page, the run's report and page.
+    assert small["calls"]["PutObject"] == 7

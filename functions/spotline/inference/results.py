@@ -14,6 +14,8 @@ failed parts. The invocation that finds every part ended writes, under ``results
 * ``summary.json`` — counts, the first images with defects (the rest counted), the missing
   parts, the model's lineage (:mod:`spotline.inference.summary`: bounded state);
 * ``previews/NN.svg`` — the worst findings (:mod:`spotline.inference.previews`);
+* ``report.html`` — all of it on one self-contained page (:mod:`spotline.inference.report_page`),
+  linked from the message (``report_page``, ``report_console``);
 
 then one SNS message (subject ``<batch>: 37 of 5,000 images show defects``, filter attributes;
 none when no part completed: each part alerted its own failure) and one ``spotline`` event.
@@ -51,11 +53,13 @@ from spotline.inference.job_output import (
     read_part_output,
 )
 from spotline.inference.previews import MAX_SOURCE_READS, is_previewable, write_previews
+from spotline.inference.report_page import write_batch_page
 from spotline.inference.summary import BatchSummary, MissingPart
 from spotline.ledger.batches import BatchLedger
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import BatchClose, ClosePart, InferencePart, Run
 from spotline.ledger.runs import RunLedger
+from spotline.reports.batch_page import MAX_FINDINGS
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +172,9 @@ class BatchResults:
         batch, generation = close.batch, close.generation
         prefix = results_prefix(batch, generation)
         classes, threshold = self._container_settings(close, prefix, outputs)
-        summary = BatchSummary(classes, worst_kept=MAX_SOURCE_READS, previewable=is_previewable)
+        summary = BatchSummary(
+            classes, worst_kept=MAX_SOURCE_READS, previewable=is_previewable, findings_kept=MAX_FINDINGS
+        )
         with contextlib.ExitStack() as stack:
             predictions = stack.enter_context(
                 self.bucket.writer(prefix + PREDICTIONS_FILE, "application/x-ndjson")
@@ -203,6 +209,10 @@ class BatchResults:
         )
         previews = write_previews(self.bucket, batch, prefix, summary.worst())
         document["previews"] = [self.bucket.uri(k) for k in previews]
+        page = write_batch_page(
+            self.bucket, self.settings, prefix, document, summary.findings(), now=self.clock()
+        )
+        document.update(page)
         self.bucket.put_json(prefix + SUMMARY_FILE, document)
         self._announce(document, prefix)
         return document

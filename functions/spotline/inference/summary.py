@@ -4,8 +4,9 @@ What grows with the batch is only counted: images, detections per class (at most
 :data:`MAX_CLASSES` names), the images with defects and the unreadable ones (the first
 :data:`MAX_LISTED` of each are listed, the rest counted: every line stays in ``predictions.jsonl``),
 and the images of parts that failed for good (listed the same way; all of them in
-``missing.jsonl``). The worst findings for the previews are a top-K heap. Another list of names
-with reasons (files left out of a batch, say) is one more :class:`CappedList`.
+``missing.jsonl``). The worst findings, for the previews and for the report page, are top-K
+heaps. Another list of names with reasons (files left out of a batch, say) is one more
+:class:`CappedList`.
 """
 
 from __future__ import annotations
@@ -65,11 +66,38 @@ class MissingPart:
     manifest: str
 
 
+class WorstLines:
+    """The ``kept`` lines with the highest-scoring detections seen so far, ties in the order added."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._heap: list[tuple[float, int, dict[str, Any]]] = []
+
+    def add(self, line: Mapping[str, Any], order: int) -> None:
+        # The heap's smallest is the lowest score, latest added: the first to go.
+        if self.kept <= 0:
+            return
+        entry = (worst_score(line), -order, dict(line))
+        if len(self._heap) < self.kept:
+            heapq.heappush(self._heap, entry)
+        elif entry[:2] > self._heap[0][:2]:
+            heapq.heapreplace(self._heap, entry)
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Worst first."""
+        return [line for _, _, line in sorted(self._heap, key=lambda e: e[:2], reverse=True)]
+
+
 class BatchSummary:
     """Counts over a close's prediction lines, fed one line at a time."""
 
     def __init__(
-        self, classes: Iterable[str] = (), *, worst_kept: int, previewable: Callable[[str], bool]
+        self,
+        classes: Iterable[str] = (),
+        *,
+        worst_kept: int,
+        previewable: Callable[[str], bool],
+        findings_kept: int = 0,
     ) -> None:
         self.per_class: Counter[str] = Counter({c: 0 for c in list(classes)[:MAX_CLASSES]})
         self.images = 0
@@ -78,8 +106,9 @@ class BatchSummary:
         self.unreadable = CappedList()
         self.missing = CappedList()
         self.missing_parts: list[MissingPart] = []
-        self.worst_kept, self.previewable = worst_kept, previewable
-        self._worst: list[tuple[float, int, dict[str, Any]]] = []
+        self.previewable = previewable
+        self._worst = WorstLines(worst_kept)  # previewable images only: what the preview search reads
+        self._findings = WorstLines(findings_kept)  # any image: what the report page lists
 
     def add(self, line: Mapping[str, Any]) -> None:
         """One prediction line of the container's ``predictions.jsonl``."""
@@ -98,13 +127,9 @@ class BatchSummary:
                 name = OTHER_CLASSES
             self.per_class[name] += 1
             self.detections += 1
+        self._findings.add(line, self.images)
         if self.previewable(image):
-            # Worst first, ties in key order: the heap's smallest is the lowest score, latest key.
-            entry = (worst_score(line), -self.images, dict(line))
-            if len(self._worst) < self.worst_kept:
-                heapq.heappush(self._worst, entry)
-            elif entry[:2] > self._worst[0][:2]:
-                heapq.heapreplace(self._worst, entry)
+            self._worst.add(line, self.images)
 
     def add_missing_part(self, part: MissingPart, images: Iterable[str]) -> None:
         self.missing_parts.append(part)
@@ -112,8 +137,12 @@ class BatchSummary:
             self.missing.add(image)
 
     def worst(self) -> list[dict[str, Any]]:
-        """The lines with the highest-scoring detections, worst first (at most ``worst_kept``)."""
-        return [line for _, _, line in sorted(self._worst, key=lambda e: e[:2], reverse=True)]
+        """The previewable lines with the highest-scoring detections, worst first (``worst_kept``)."""
+        return self._worst.lines()
+
+    def findings(self) -> list[dict[str, Any]]:
+        """The lines with the highest-scoring detections, worst first (``findings_kept``)."""
+        return self._findings.lines()
 
     def to_dict(self) -> dict[str, Any]:
         return {

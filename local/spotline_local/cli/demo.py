@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from spotline.domain.states import TERMINAL_RUN_STATES, RunKind, RunStatus
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
+from spotline.runs.report_page import RunPages
 from spotline_local.faults import Fault
 from spotline_local.provision import QueueTrigger
 from spotline_local.stack import LocalStack, StackOptions
@@ -32,8 +33,7 @@ CONFIG_KEY = "configs/rail-demo.yaml"
 BATCH = "line-42-km-118"
 INTERRUPT_AT = 150
 TRAIN_IMAGES, VAL_IMAGES, FIELD_IMAGES, IMAGE_SIZE = 400, 80, 12, 128
-TRAINING_TIMEOUT_S = 270
-INFERENCE_TIMEOUT_S = 120
+STILL_S = 180  # a run whose state, attempts and metrics all stay the same this long is stuck
 T = TypeVar("T")
 
 
@@ -55,6 +55,7 @@ class Summary:
     detections: dict[str, int] = field(default_factory=dict)
     alerts: list[str] = field(default_factory=list)
     pictures: list[Path] = field(default_factory=list)
+    pages: list[Path] = field(default_factory=list)
 
 
 class Progress:
@@ -75,6 +76,24 @@ def wait_until(what: str, check: Callable[[], T | None], timeout_s: float, perio
             return result
         time.sleep(period_s)
     raise DemoFailed(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def wait_while_moving(
+    what: str, check: Callable[[], T | None], progress: Callable[[], object], still_s: float
+) -> T:
+    """Wait for ``check`` as long as ``progress()`` keeps changing: on a busy machine a run is
+    slower, not stuck; it fails only when nothing moved for ``still_s`` seconds."""
+    last, moved = progress(), time.monotonic()
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        now = progress()
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > still_s:
+            raise DemoFailed(f"nothing moved for {still_s:.0f} s while waiting for {what} (last: {last})")
+        time.sleep(1.0)
 
 
 def run_demo(out_dir: Path, workdir: Path) -> int:
@@ -139,15 +158,18 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     runs = _ledger(stack)
     run = wait_until("the launch function to start the run", lambda: _run_with(runs, RunKind.TRAINING), 30)
     summary.run_id = run.run_id
-    final = wait_until(
-        "the training run to finish", lambda: _terminal(runs, summary.run_id), TRAINING_TIMEOUT_S
+    final = wait_while_moving(
+        "the training run to finish",
+        lambda: _terminal(runs, summary.run_id),
+        lambda: _where(stack, runs, summary.run_id),
+        STILL_S,
     )
     if final.status != RunStatus.SUCCEEDED:
         raise DemoFailed(f"training run ended {final.status}: {final.reason}")
     summary.attempts = runs.attempts(summary.run_id)
     if len(summary.attempts) < 2:
         raise DemoFailed("the run finished without the relaunch the demo is about")
-    summary.resumed_at = _resumed_at(stack, summary.attempts[-1].job_name)
+    summary.resumed_at = _resumed_at(stack, final, summary.attempts[-1].attempt)
     if not summary.resumed_at:
         raise DemoFailed("the relaunched attempt started from iteration 0, not from the checkpoint")
     progress.say(
@@ -173,8 +195,11 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     )
     infer = wait_until("the inference run to start", lambda: _run_with(runs, RunKind.INFERENCE), 60)
     summary.inference_run = infer.run_id
-    final = wait_until(
-        "the inference results", lambda: _terminal(runs, summary.inference_run), INFERENCE_TIMEOUT_S
+    final = wait_while_moving(
+        "the inference results",
+        lambda: _terminal(runs, summary.inference_run),
+        lambda: _where(stack, runs, summary.inference_run),
+        STILL_S,
     )
     if final.status != RunStatus.SUCCEEDED:
         raise DemoFailed(f"inference run ended {final.status}: {final.reason}")
@@ -188,9 +213,18 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
             summary.detections[d["class"]] = summary.detections.get(d["class"], 0) + 1
     progress.say(f"inference: {summary.images} images, {summary.images_with_defects} with defects")
 
-    summary.pictures = _pictures(stack, summary, predictions, Path(data["unlabelled"]), out_dir)
+    summary.pictures = _pictures(predictions, Path(data["unlabelled"]), out_dir)
+    summary.savings, summary.pages = _pages(stack, runs, summary, out_dir)
     (out_dir / "summary.json").write_text(json.dumps(_summary_json(summary), indent=2, default=str))
     return summary
+
+
+def _where(stack: LocalStack, runs: RunLedger, run_id: str) -> object:
+    """What moves while a run goes on: its status, its attempts' states, its last metric step."""
+    run = runs.get_run(run_id)
+    attempts = tuple((a.attempt, a.status.value) for a in runs.attempts(run_id))
+    step = _run_pages(stack).curves(run).last_step if run is not None else None
+    return (run.status.value if run else None, attempts, step)
 
 
 def _ledger(stack: LocalStack) -> RunLedger:
@@ -230,11 +264,17 @@ def _job_printer(progress: Progress) -> Callable[[dict[str, Any]], None]:
     return show
 
 
-def _resumed_at(stack: LocalStack, job_name: str) -> int | None:
-    from spotline_local.cli.report_plot import attempt_curves
+def _run_pages(stack: LocalStack) -> RunPages:
+    from spotline.adapters.drop_bucket import DropBucket
+    from spotline.domain.settings import Settings
 
-    curves = attempt_curves(stack.clients("logs"), [job_name])
-    return curves[0].resumed_at if curves else None
+    settings = Settings.from_env(stack.environment())
+    return RunPages(settings, DropBucket(settings, stack.clients("s3")))
+
+
+def _resumed_at(stack: LocalStack, run: Run, attempt: int) -> int | None:
+    """The iteration ``attempt`` started from, as its start mark in the run's metrics file says."""
+    return _run_pages(stack).curves(run).resumed_at(attempt)
 
 
 def _promotion(stack: LocalStack, summary: Summary) -> tuple[float, bool]:
@@ -275,13 +315,38 @@ def _predictions(stack: LocalStack, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _pictures(
-    stack: LocalStack, summary: Summary, predictions: list[dict[str, Any]], images: Path, out_dir: Path
-) -> list[Path]:
-    from PIL import Image, ImageDraw, ImageFont
+def _pages(stack: LocalStack, runs: RunLedger, summary: Summary, out_dir: Path) -> tuple[str, list[Path]]:
+    """The two pages (the run's, the batch's) copied into ``out_dir``, and the run's savings sentence.
 
-    from spotline_local.cli.ledger_view import run_view, savings_text
-    from spotline_local.cli.report_plot import attempt_curves, plot_run
+    The sentence is worded from the run's report.json by the pages' own code: the summary and the
+    page cannot disagree.
+    """
+    from spotline.domain import layout
+    from spotline.reports.page import savings_sentence
+    from spotline_local.cli.pages import fetch_page, page_key
+    from spotline_local.cli.targets import local_target
+
+    s3, bucket = stack.clients("s3"), stack.bucket
+
+    def written(key: str) -> Callable[[], bool | None]:
+        return lambda: True if s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount") else None
+
+    target = local_target(stack.workdir)
+    pages = []
+    for run_id in (summary.run_id, summary.inference_run):
+        run = runs.get_run(run_id)
+        if run is None:
+            raise DemoFailed(f"run {run_id} vanished from the ledger")
+        wait_until(f"the page of {run_id}", written(page_key(run)), 30)
+        pages.append(fetch_page(target, runs, run, out_dir).path)
+    report = json.loads(
+        s3.get_object(Bucket=bucket, Key=layout.run_report_key(summary.run_id))["Body"].read()
+    )
+    return savings_sentence(report["savings"]), pages
+
+
+def _pictures(predictions: list[dict[str, Any]], images: Path, out_dir: Path) -> list[Path]:
+    from PIL import Image, ImageDraw, ImageFont
 
     colors = {"missing_fastener": (255, 200, 0), "rail_crack": (255, 60, 60), "surface_squat": (60, 160, 255)}
     pictures = []
@@ -304,24 +369,6 @@ def _pictures(
         path = out_dir / f"detections-{Path(name).stem}.png"
         image.save(path)
         pictures.append(path)
-    runs = _ledger(stack)
-    run = runs.get_run(summary.run_id)
-    if run is None:
-        raise DemoFailed(f"run {summary.run_id} vanished from the ledger")
-    view = run_view(runs, run)
-    summary.savings = savings_text(view.savings)
-    names = [a.job_name for a in view.attempts]
-    curves = attempt_curves(stack.clients("logs"), names)
-    interrupted = [max((s for s, _ in c.points.get("train/loss", [])), default=0) for c in curves[:-1]]
-    pictures.append(
-        plot_run(
-            out_dir / "training-curve.png",
-            title=f"rail-demo: {len(names)} attempts, resumed at iteration {summary.resumed_at}",
-            curves=curves,
-            savings_line=f"Spot savings {savings_text(view.savings)} (estimate)",
-            interrupted_at=interrupted,
-        )
-    )
     return pictures
 
 
@@ -342,6 +389,7 @@ def _summary_json(s: Summary) -> dict[str, Any]:
         "detections_per_class": s.detections,
         "alerts": s.alerts,
         "pictures": [p.name for p in s.pictures],
+        "pages": [str(p) for p in s.pages],
     }
 
 
@@ -366,5 +414,7 @@ def _print_summary(s: Summary, progress: Progress) -> None:
         "  alerts             " + ("\n                     ".join(s.alerts) or "none"),
         f"  pictures           {', '.join(str(p) for p in s.pictures)}",
         f"  total time         {time.time() - progress.t0:.0f} s",
+        f"  batch report       {s.pages[1] if len(s.pages) > 1 else '-'}",
+        f"  run report         {s.pages[0] if s.pages else '-'}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -29,6 +29,19 @@ class Target:
     endpoints: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def is_local(self) -> bool:
+        """The local stack (its Spot market is emulated), not a deployed one."""
+        return bool(self.endpoints)
+
+    @property
+    def region(self) -> str:
+        if self.endpoints:
+            return self.endpoints.get("AWS_DEFAULT_REGION", "us-east-1")
+        import boto3
+
+        return boto3.session.Session().region_name or "us-east-1"
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self._build(service)
