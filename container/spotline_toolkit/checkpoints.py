@@ -1,9 +1,12 @@
 """Checkpoint files that survive being killed at any instant, and a reader that survives bad ones.
 
-Write: temporary file, fsync, rename, fsync the directory, then the same for the ``latest`` pointer;
-the last ``keep`` checkpoints stay. Read: the pointer's target first, then older checkpoints newest
-first; a file the loader cannot read (truncated by a kill during an S3 sync, corrupt, incomplete) is
-skipped with a warning. The format of a checkpoint is the caller's: the loader reads it.
+Write: temporary file, fsync, rename, fsync the directory, then the same for the ``latest`` pointer
+(its one line names the newest file; spotline's control plane reads it in S3 to follow a run's
+progress); the last ``keep`` checkpoints stay. Read: the pointer's target first, then older
+checkpoints newest first; a file the loader cannot use (truncated by a kill during an S3 sync,
+corrupt, not a checkpoint, not fitting the model) is skipped with a warning naming it and why. When
+there are checkpoints and none can be used, that is a :class:`UserError` naming each file:
+relaunching would fail the same way. The format of a checkpoint is the caller's: the loader reads it.
 """
 
 from __future__ import annotations
@@ -15,15 +18,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from spotline_toolkit.failures import UserError
+
 log = logging.getLogger(__name__)
 
 POINTER = "latest"
 TMP_PREFIX = ".tmp-"
+MAX_LISTED_FAILURES = 5
 T = TypeVar("T")
 
 
-class UnusableCheckpoint(Exception):
-    """A loader's way to say a checkpoint file was read but cannot be resumed from (skip it)."""
+class CheckpointUnusable(Exception):
+    """A loader's way to say a checkpoint file cannot be resumed from; the message says why."""
+
+
+def short_error(error: BaseException, limit: int = 160) -> str:
+    """An exception's text on one line, cut to ``limit`` characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -113,21 +125,32 @@ class CheckpointDir:
             log.warning("checkpoint pointer '%s' missing or unreadable; using the newest file", POINTER)
         return newest_first
 
-    def load_latest(self, load: Callable[[Path], T]) -> tuple[Path, T] | None:
-        """``(path, load(path))`` of the newest checkpoint ``load`` reads; None if none can be read.
+    def load_latest(
+        self, load: Callable[[Path], T], *, passthrough: tuple[type[BaseException], ...] = (MemoryError,)
+    ) -> tuple[Path, T] | None:
+        """``(path, load(path))`` of the newest checkpoint ``load`` can use; None if there is none.
 
-        Any exception of ``load`` (a truncated file, a bad pickle, :class:`UnusableCheckpoint`) means
-        "skip it"; the next older file is tried."""
+        :class:`CheckpointUnusable` from ``load`` says why a file cannot be used; any other exception
+        means it is unreadable (a truncated file, a bad pickle) — except ``passthrough`` ones, such
+        as running out of memory, which are no fault of the file. Either way the next older file is
+        tried; :class:`UserError` naming every file when none works."""
+        rejected: list[str] = []
         for path in self.candidates():
             try:
                 return path, load(path)
-            except UnusableCheckpoint as e:
-                log.warning("checkpoint %s is incomplete (%s); trying an older one", path.name, e)
+            except passthrough:
+                raise
+            except CheckpointUnusable as e:
+                why = str(e)
             except Exception as e:
-                log.warning(
-                    "checkpoint %s is unreadable (%s: %s); trying an older one",
-                    path.name,
-                    type(e).__name__,
-                    e,
-                )
-        return None
+                why = f"unreadable ({type(e).__name__}: {short_error(e)})"
+            log.warning("checkpoint %s: %s; trying an older one", path.name, why)
+            rejected.append(f"{path.name}: {why}")
+        if not rejected:
+            return None
+        listed = "; ".join(rejected[:MAX_LISTED_FAILURES])
+        more = len(rejected) - MAX_LISTED_FAILURES
+        raise UserError(
+            f"no checkpoint in {self.directory} can be resumed from: {listed}"
+            + (f"; and {more} more" if more > 0 else "")
+        )

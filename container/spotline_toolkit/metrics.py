@@ -16,11 +16,13 @@ NAME = re.compile(r"[A-Za-z0-9_.:/@-]{1,255}")
 
 
 def metric_line(name: str, value: float, step: int) -> str:
-    """``#metric train/loss=0.5123 step=120``; a non-finite value prints as ``nan`` or ``inf``, which
-    :func:`metric_regex` does not read (SageMaker records nothing for it)."""
+    """``#metric train/loss=0.5123 step=120``; whole numbers in full (``#metric train/iteration=1234567
+    step=1234567``); a non-finite value prints as ``nan`` or ``inf``, which :func:`metric_regex` does
+    not read (SageMaker records nothing for it)."""
     if not NAME.fullmatch(name):
         raise ValueError(f"metric name {name!r}: letters, digits and _ . : / @ - only")
-    return f"#metric {name}={value:.6g} step={int(step)}"
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else f"{value:.6g}"
+    return f"#metric {name}={text} step={int(step)}"
 
 
 def metric_regex(name: str) -> str:

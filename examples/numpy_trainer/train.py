@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from spotline_toolkit.checkpoints import CheckpointDir, UnusableCheckpoint, atomic_write_bytes
+from spotline_toolkit.checkpoints import CheckpointDir, CheckpointUnusable, atomic_write_bytes
 from spotline_toolkit.failures import Interrupted, UserError, run_job
 from spotline_toolkit.metrics import metric_line
 from spotline_toolkit.paths import JobPaths
@@ -108,7 +108,7 @@ class State:
     def from_file(cls, path: Path) -> State:
         with np.load(path, allow_pickle=False) as data:
             if "weights" not in data or "meta" not in data or data["meta"].shape != (4,):
-                raise UnusableCheckpoint("not a checkpoint of this trainer")
+                raise CheckpointUnusable("not a checkpoint of this trainer")
             bias, epoch, batch, step = data["meta"].tolist()
             return cls(data["weights"].copy(), float(bias), int(epoch), int(batch), int(step))
 

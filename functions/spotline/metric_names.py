@@ -19,11 +19,14 @@ from __future__ import annotations
 TRAIN_LOSS = "train/loss"
 TRAIN_LR = "train/lr"
 TRAIN_THROUGHPUT = "train/images_per_s"
+TRAIN_ITERATION = (
+    "train/iteration"  # the step reached: with the checkpoint in S3, the work an interruption lost
+)
 VAL_MAP50 = "val/mAP50"
 VAL_MAP = "val/mAP"
 INFER_THROUGHPUT = "infer/images_per_s"
 
-ALL = (TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP50, VAL_MAP, INFER_THROUGHPUT)
+ALL = (TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, TRAIN_ITERATION, VAL_MAP50, VAL_MAP, INFER_THROUGHPUT)
 
 METRICS_FILE = "metrics.jsonl"
 ATTEMPT_START = "attempt/start"

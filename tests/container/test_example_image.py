@@ -128,7 +128,7 @@ def test_a_corrupt_newest_checkpoint_is_skipped(tmp_path: Path, data: Path) -> N
     )
     code, _, err = run(base)
     assert code == 0, err[-2000:]
-    assert f"checkpoint {newest.name} is unreadable" in err and "resuming from checkpoint" in err
+    assert f"checkpoint {newest.name}: unreadable" in err and "resuming from checkpoint" in err
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spotline import metric_names
-from spotline_toolkit.checkpoints import CheckpointDir, UnusableCheckpoint, atomic_write_bytes
+from spotline_toolkit.checkpoints import CheckpointDir, CheckpointUnusable, atomic_write_bytes
 from spotline_toolkit.failures import (
     MAX_FAILURE_CHARS,
     Interrupted,
@@ -33,7 +33,7 @@ CONTAINER = Path(__file__).resolve().parents[2] / "container"
 def _json(path: Path) -> dict[str, int]:
     data = json.loads(path.read_text())
     if "step" not in data:
-        raise UnusableCheckpoint("no step")
+        raise CheckpointUnusable("no step")
     return data  # type: ignore[no-any-return]
 
 
@@ -52,8 +52,21 @@ def test_checkpoints_keep_the_last_k_and_fall_back_past_bad_files(tmp_path: Path
     assert found is not None and found[0].name == "checkpoint_00000020.json"
     for _, path in files.checkpoints():
         path.write_bytes(b"")
-    assert files.load_latest(_json) is None
-    assert CheckpointDir(tmp_path / "absent").load_latest(_json) is None
+    # checkpoints there, none usable: the user's to fix (a relaunch would fail the same way)
+    with pytest.raises(UserError, match=r"no checkpoint in .* can be resumed from: checkpoint_00000040"):
+        files.load_latest(_json)
+    assert CheckpointDir(tmp_path / "absent").load_latest(_json) is None  # none yet: start from zero
+
+
+def test_running_out_of_memory_while_loading_is_no_fault_of_the_file(tmp_path: Path) -> None:
+    files = CheckpointDir(tmp_path, keep=2)
+    files.save(1, lambda f: f.write(b"{}"))
+
+    def load(path: Path) -> None:
+        raise MemoryError
+
+    with pytest.raises(MemoryError):
+        files.load_latest(load)
 
 
 WRITER = """

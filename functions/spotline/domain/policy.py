@@ -31,6 +31,8 @@ class RunPolicy:
     # A relaunched attempt continues from the run's checkpoints; False: an image of your own that
     # does not resume, so every relaunch starts over (and the work of an interrupted attempt is lost).
     resumes: bool = True
+    # How often the container checkpoints (by time; it may also by steps): None when not known.
+    checkpoint_period_s: int | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> RunPolicy:
@@ -48,6 +50,8 @@ class RunPolicy:
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
             resumes=job.resumes,
+            # spotline's image checkpoints by its checkpoint section; an image of your own, as it does
+            checkpoint_period_s=(round(config.checkpoint.period_minutes * 60) if job.image is None else None),
         )
 
     def to_item(self) -> dict[str, Any]:
