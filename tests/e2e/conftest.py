@@ -24,6 +24,7 @@ from spotline.reports.metrics import RunCurves, parse_metrics
 from spotline_local.faults import Fault
 from spotline_local.images import load_images
 from spotline_local.stack import LocalStack, StackOptions
+from tests.support.local_stack import running_stack
 
 T = TypeVar("T")
 DATASET_PREFIX = "datasets/e2e"
@@ -151,22 +152,13 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         torch_threads=1,
         max_concurrent_jobs=2,
     )
-    stack = LocalStack(options)
-    stack.start_services()
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in stack.environment().items():
-                mp.setenv(name, value)
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-                mp.delenv(name, raising=False)
-            stack.start_functions()
-            RUNNING.append(stack)
-            table = LedgerTable(stack.table, stack.clients("dynamodb"))
+    with running_stack(options) as stack:
+        RUNNING.append(stack)
+        table = LedgerTable(stack.table, stack.clients("dynamodb"))
+        try:
             yield E2E(stack, RunLedger(table), table)
+        finally:
             RUNNING.remove(stack)
-            stack.stop()
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="package")

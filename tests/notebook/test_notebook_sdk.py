@@ -24,6 +24,7 @@ from spotline_local.faults import Fault
 from spotline_local.images import load_images
 from spotline_local.stack import LocalStack, StackOptions
 from tests.notebook.conftest import NOTEBOOK_PYTHON_ENV
+from tests.support.local_stack import running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -52,16 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         retry_delay_s=0.2,
         phase_delay_s=0.1,
     )
-    local = LocalStack(options)
-    local.start_services()
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in local.environment().items():
-                mp.setenv(name, value)
-            local.start_functions()
-            yield local
-    finally:
-        local.stop()
+    with running_stack(options) as local:
+        yield local
 
 
 def test_the_notebook_cells_launch_a_spot_run_that_is_relaunched_resumed_and_followed(
