@@ -68,6 +68,8 @@ template-check: $(STAMP) $(TOOLS_STAMP)
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f container/Dockerfile --framework dockerfile
 	$(VENV)/bin/hadolint container/Dockerfile
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f examples/numpy_trainer/Dockerfile --framework dockerfile
+	$(VENV)/bin/hadolint examples/numpy_trainer/Dockerfile
 
 # Where a Docker engine answers: build the image and check the torch it carries is the pinned one.
 # Elsewhere tests/container/test_gpu_check.py runs the entry point from exactly the files the image copies.
