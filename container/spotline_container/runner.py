@@ -31,6 +31,7 @@ from spotline_container.distributed import (
 from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import SIGTERM_EXIT_CODE, Interrupted, UserError
 from spotline_container.signals import StopRequest
+from spotline_container.threads import THREADS_ENV
 
 log = logging.getLogger("spotline_container")
 
@@ -39,7 +40,6 @@ PLATFORM_ERROR = "PlatformError"
 MAX_FAILURE_CHARS = 1000  # SageMaker keeps about 1 KB of FailureReason
 CONFIG_SUFFIXES = (".yaml", ".yml")
 EMBEDDED_CONFIG = "config.yaml"
-THREADS_ENV = "SPOTLINE_TORCH_THREADS"
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,18 @@ def run(env: SageMakerEnvironment, argv: list[str]) -> int:
                     failure_path.write_text(text)
                 return code
         ctx = init_process_group()
-        threads = os.environ.get(THREADS_ENV)
-        if threads:
+        threads = os.environ.get(THREADS_ENV, "")
+        if threads.isdigit():
             torch.set_num_threads(int(threads))
+        elif threads:
+            log.warning(
+                "%s=%r is neither a number nor 'auto': torch keeps its defaults", THREADS_ENV, threads
+            )
+        log.info(
+            "%d CPU thread(s), OMP_WAIT_POLICY=%s",
+            torch.get_num_threads(),
+            os.environ.get("OMP_WAIT_POLICY", "(OpenMP default)"),
+        )
         if resolved.config.mode == "inference":
             assert resolved.model_dir is not None
             run_inference(env, resolved.config, resolved.model_dir, ctx, lambda: stop.requested)
