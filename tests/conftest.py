@@ -18,6 +18,7 @@ from tests.support.aws_account import (
     Account,
     Inbox,
     create_ledger_table,
+    seed_datasets,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -58,6 +59,7 @@ def account(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        seed_datasets(s3)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_ledger_table(dynamodb)
         sns = boto3.client("sns", region_name=REGION)

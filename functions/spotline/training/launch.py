@@ -4,7 +4,8 @@ The flow, for one S3 ``Object Created`` event:
 
 1. derive the run id from (bucket, key, version or etag) and create the run in the ledger
    (conditional put) holding a launch lease; a duplicate event finds the run and stops;
-2. read the object (size-capped) and validate the whole file with the one config schema;
+2. read the object (size-capped) and validate the whole file with the one config schema, then
+   check that its channels' data is there and readable (:mod:`spotline.training.data_check`);
 3. bad file: write ``runs/<run-id>/rejection.json``, mark the run REJECTED, alert once, return
    normally (a retry cannot fix a user's file);
 4. good file: snapshot it under ``runs/<run-id>/``, record attempt 1, create the training job
@@ -35,6 +36,7 @@ from spotline.ledger.records import NextAttempt, RunSource
 from spotline.ledger.runs import TransitionRefused
 from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress, LaunchNotRecordable
 from spotline.runs.publish import NOTICE_KIND
+from spotline.training.data_check import data_issues
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,9 @@ class TrainingLauncher(FirstAttemptLauncher):
             try:
                 data = self._read_config(obj)
                 config = parse_run_config(data, self.context, max_bytes=self.settings.max_config_bytes)
+                missing = data_issues(self.bucket, config)  # before anything is paid for
+                if missing:
+                    raise ConfigError(missing)
             except ConfigError as e:
                 self._reject(run_id, obj, e.issues)
                 return LaunchOutcome("rejected", run_id, None, "; ".join(str(i) for i in e.issues))
