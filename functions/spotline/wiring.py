@@ -34,6 +34,7 @@ from spotline.ledger.models import Models
 from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline.runs.cancel import RunCanceller
 from spotline.runs.job_state import JobStateFlow
 from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
@@ -117,6 +118,7 @@ class Wiring:
     publisher = _flow(RunPublisher)
     job_state = _flow(JobStateFlow)
     relauncher = _flow(Relauncher)
+    canceller = _flow(RunCanceller)
     image_intake = _flow(ImageIntake)
     batch_closer = _flow(BatchCloser)
     inference_launcher = _flow(InferenceLauncher)
