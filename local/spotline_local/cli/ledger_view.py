@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotline.domain.prices import price_table
-from spotline.domain.savings import RunSavings, run_savings
+from spotline.domain.savings import RunSavings, run_savings, usd
 from spotline.ledger.models import Models
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
@@ -58,13 +58,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def savings_text(s: RunSavings) -> str:
+    """The cost sentence of a run (an estimate), or "-" before any billable time."""
+    return s.sentence() if s.training_s else "-"
+
+
+def money_columns(s: RunSavings) -> tuple[str, str]:
+    """The runs table's COST and SAVED VS ON-DEMAND cells: ``$0.0077``, ``$0.0179 (70 %)``."""
     if not s.training_s:
-        return "-"
-
-    def usd(x: float) -> str:
-        return f"${x:.2f}" if x >= 1 else f"${x:.4f}"
-
-    return f"{s.savings_pct:.0f}% ({usd(s.savings_usd)} of {usd(s.on_demand_usd)})"
+        return "-", "-"
+    return usd(s.estimated_cost_usd), f"{usd(s.savings_usd)} ({s.savings_pct:.0f} %)"
 
 
 def runs_table(views: Sequence[RunView]) -> str:
@@ -76,11 +78,12 @@ def runs_table(views: Sequence[RunView]) -> str:
             len(v.attempts),
             v.instance_types,
             v.outcome,
-            savings_text(v.savings),
+            *money_columns(v.savings),
         )
         for v in views
     ]
-    return table(("RUN", "KIND", "STATUS", "ATTEMPTS", "INSTANCES", "OUTCOME", "SPOT SAVINGS"), rows)
+    headers = ("RUN", "KIND", "STATUS", "ATTEMPTS", "INSTANCES", "OUTCOME", "COST", "SAVED VS ON-DEMAND")
+    return table(headers, rows)
 
 
 def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
@@ -90,7 +93,7 @@ def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
         f"status     {run.status.value}" + (f" - {run.reason}" if run.reason else ""),
         f"source     s3://{run.source.bucket}/{run.source.key}",
         f"created    {run.created_at}   finished {run.finished_at or '-'}",
-        f"savings    {savings_text(view.savings)} - estimate, "
+        f"money      {savings_text(view.savings)} - an estimate, "
         f"{view.savings.billable_s} billable s of {view.savings.training_s} s",
         "",
         table(
