@@ -9,7 +9,7 @@ TOOLS_STAMP := $(TOOLS)/.installed
 SAM_TOOLS := $(TOOLS)/sam
 SAM_STAMP := $(SAM_TOOLS)/.installed
 
-.PHONY: demo test lint typecheck template-check image-smoke unit setup clean bench gpu-check
+.PHONY: demo test lint typecheck template-check image-smoke unit setup clean bench gpu-check system-tools
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,18 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_TOOLS)/bin/pip install --quiet -r requirements-sam.txt
 	touch $(SAM_STAMP)
 
-setup: $(STAMP) $(TOOLS_STAMP) $(SAM_STAMP)
+# The report pages are tested in a real browser (Debian's chromium, driven by playwright) and
+# `spotline status --watch` in a real terminal (tmux). Installed with apt-get where missing (CI runs
+# as root on a clean machine of the same kind).
+system-tools:
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+setup: $(STAMP) $(TOOLS_STAMP) $(SAM_STAMP) system-tools
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

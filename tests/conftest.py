@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.aws_account import (
     BUCKET,
@@ -22,6 +23,10 @@ from tests.support.aws_account import (
 )
 
 TESTS = Path(__file__).resolve().parent
+
+# Property tests are part of `make test`: a bounded number of examples, the same ones every run.
+settings.register_profile("spotline", max_examples=60, derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("spotline")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

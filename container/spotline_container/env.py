@@ -16,8 +16,15 @@ from typing import Any
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 CHECKPOINT_DIR_ENV = "SPOTLINE_CHECKPOINT_DIR"
+ATTEMPT_ENV = "SPOTLINE_ATTEMPT"
 DEFAULT_BASE_DIR = "/opt/ml"
 PLATFORM_HYPERPARAMETER_PREFIXES = ("_", "sagemaker_")
+
+
+def attempt_from_env(environ: Mapping[str, str]) -> int:
+    """The job's attempt number as spotline set it in the job's environment, 0 when unknown."""
+    text = str(environ.get(ATTEMPT_ENV) or "")
+    return int(text) if text.isdigit() and 0 < int(text) < 10_000 else 0
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -36,6 +43,7 @@ class SageMakerEnvironment:
     job_name: str
     checkpoint_dir: Path
     network_interface: str | None = None
+    attempt: int = 0  # spotline's attempt number of this job (SPOTLINE_ATTEMPT); 0 when unknown
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SageMakerEnvironment:
@@ -58,6 +66,7 @@ class SageMakerEnvironment:
             job_name=environ.get("TRAINING_JOB_NAME", "local"),
             checkpoint_dir=checkpoints,
             network_interface=resources.get("network_interface_name"),
+            attempt=attempt_from_env(environ),
         )
 
     @property

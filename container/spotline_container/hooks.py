@@ -1,4 +1,4 @@
-"""Trainer hooks: metric lines, periodic and on-SIGTERM checkpoints, periodic evaluation."""
+"""Trainer hooks: metric lines and records, periodic and on-SIGTERM checkpoints, periodic evaluation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 
 from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
 from spotline_container.checkpoint import CheckpointStore
+from spotline_container.metrics_file import MetricsFile
 from spotline_container.trainer import Hook
 
 log = logging.getLogger(__name__)
@@ -18,10 +19,11 @@ metrics_log = logging.getLogger("spotline.metrics")
 
 
 class MetricsHook(Hook):
-    """``#metric train/loss=... step=N`` lines (the control plane's MetricDefinitions read them)."""
+    """``#metric train/loss=... step=N`` lines (the control plane's MetricDefinitions read them),
+    and the same points in the run's metrics file when there is one."""
 
-    def __init__(self, period: int, global_batch: int) -> None:
-        self.period, self.global_batch = period, global_batch
+    def __init__(self, period: int, global_batch: int, file: MetricsFile | None = None) -> None:
+        self.period, self.global_batch, self.file = period, global_batch, file
         self._since = time.perf_counter()
         self._iters = 0
         self._loss_sum: torch.Tensor | float = 0.0
@@ -36,14 +38,36 @@ class MetricsHook(Hook):
         if t.iter % self.period and t.iter != t.max_iter:
             return
         elapsed = max(time.perf_counter() - self._since, 1e-9)
-        emit(TRAIN_LOSS, float(self._loss_sum) / self._iters, t.iter)
-        emit(TRAIN_LR, t.lr, t.iter)
-        emit(TRAIN_THROUGHPUT, self._iters * self.global_batch / elapsed, t.iter)
+        emit(TRAIN_LOSS, float(self._loss_sum) / self._iters, t.iter, self.file)
+        emit(TRAIN_LR, t.lr, t.iter, self.file)
+        emit(TRAIN_THROUGHPUT, self._iters * self.global_batch / elapsed, t.iter, self.file)
+        if self.file is not None:
+            self.file.flush()
         self._since, self._iters, self._loss_sum = time.perf_counter(), 0, 0.0
 
 
-def emit(name: str, value: float, step: int) -> None:
+def emit(name: str, value: float, step: int, file: MetricsFile | None = None) -> None:
     metrics_log.info(metric_line(name, value, step))
+    if file is not None:
+        file.add(name, value, step)
+
+
+class MetricsFileHook(Hook):
+    """Marks where each attempt started and where it was interrupted in the metrics file."""
+
+    def __init__(self, file: MetricsFile) -> None:
+        self.file = file
+
+    def before_train(self) -> None:
+        self.file.started(self.trainer.iter, self.trainer.max_iter)
+        self.file.flush()
+
+    def on_interrupt(self) -> None:
+        self.file.interrupted(self.trainer.iter)
+        self.file.flush()
+
+    def after_train(self) -> None:
+        self.file.flush()
 
 
 class CheckpointHook(Hook):
@@ -78,8 +102,13 @@ class CheckpointHook(Hook):
 class EvalHook(Hook):
     """Runs ``evaluate(model)`` (metrics, or None when abandoned for a stop) and prints val/ lines."""
 
-    def __init__(self, period: int, evaluate: Callable[[nn.Module], dict[str, float] | None]) -> None:
-        self.period, self.evaluate = period, evaluate
+    def __init__(
+        self,
+        period: int,
+        evaluate: Callable[[nn.Module], dict[str, float] | None],
+        file: MetricsFile | None = None,
+    ) -> None:
+        self.period, self.evaluate, self.file = period, evaluate, file
         self.latest: dict[str, float] | None = None
 
     def _run(self) -> None:
@@ -89,8 +118,10 @@ class EvalHook(Hook):
             log.info("evaluation abandoned: stop requested")
             return
         self.latest = result
-        emit(VAL_MAP50, result["mAP50"], self.trainer.iter)
-        emit(VAL_MAP, result["mAP"], self.trainer.iter)
+        emit(VAL_MAP50, result["mAP50"], self.trainer.iter, self.file)
+        emit(VAL_MAP, result["mAP"], self.trainer.iter, self.file)
+        if self.file is not None:
+            self.file.flush()
         log.info("evaluation took %.1f s", time.perf_counter() - start)
 
     def after_step(self) -> None:

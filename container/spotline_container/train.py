@@ -18,7 +18,8 @@ from spotline_container.data import build_train_loader, load_coco_channel
 from spotline_container.distributed import DistContext, barrier
 from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import DataError, UserError
-from spotline_container.hooks import CheckpointHook, EvalHook, MetricsHook
+from spotline_container.hooks import CheckpointHook, EvalHook, MetricsFileHook, MetricsHook
+from spotline_container.metrics_file import MetricsFile
 from spotline_container.model import CenterNet
 from spotline_container.precision import check_amp, grad_scaler
 from spotline_container.signals import StopRequest
@@ -153,7 +154,9 @@ def run_training(
     hooks: list[Hook] = []
     eval_hook = None
     if ctx.is_main:
-        hooks.append(MetricsHook(solver.log_period, solver.batch_size))
+        metrics_file = MetricsFile(env.checkpoint_dir, env.attempt)
+        hooks.append(MetricsFileHook(metrics_file))
+        hooks.append(MetricsHook(solver.log_period, solver.batch_size, metrics_file))
         hooks.append(CheckpointHook(store, config.checkpoint.period_iters, config.checkpoint.period_minutes))
         if val is not None:
             # Imported here: faster-coco-eval is needed only when there is something to evaluate.
@@ -162,6 +165,7 @@ def run_training(
             eval_hook = EvalHook(
                 config.eval.period_iters,
                 lambda model: evaluate(model, val, config, ctx.device, lambda: stop.requested),
+                metrics_file,
             )
             hooks.append(eval_hook)
     data_state = {"seed": solver.seed, "batch_size": solver.batch_size, "dataset_size": len(train.records)}

@@ -2,6 +2,14 @@
 
 One definition for both sides: the container formats with :func:`metric_line`, the control
 plane sends :func:`metric_definitions` as ``AlgorithmSpecification.MetricDefinitions``.
+
+The container also keeps the same points as JSON records in :data:`METRICS_FILE` under its
+checkpoint directory, which SageMaker syncs to ``runs/<run-id>/checkpoints/`` while the job runs:
+one object per line, ``{"step", "name", "value", "wall", "attempt"}`` (``value`` is null for a
+non-finite number), plus the events :data:`ATTEMPT_START` (``value`` = the first step of the
+attempt, with ``max_iter``) and :data:`ATTEMPT_INTERRUPTED` (``value`` = the step it stopped at).
+The run's report and ``spotline status --watch`` read it, so curves outlive the job without
+CloudWatch.
 """
 
 from __future__ import annotations
@@ -14,6 +22,11 @@ VAL_MAP = "val/mAP"
 INFER_THROUGHPUT = "infer/images_per_s"
 
 ALL = (TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP50, VAL_MAP, INFER_THROUGHPUT)
+
+METRICS_FILE = "metrics.jsonl"
+ATTEMPT_START = "attempt/start"
+ATTEMPT_INTERRUPTED = "attempt/interrupted"
+EVENTS = (ATTEMPT_START, ATTEMPT_INTERRUPTED)
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 

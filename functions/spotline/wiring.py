@@ -35,9 +35,13 @@ from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
 from spotline.runs.cancel import RunCanceller
+from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
+from spotline.runs.pending_watch import PendingWatch
 from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
+from spotline.runs.report_page import RunPages
+from spotline.training.config_deleted import ConfigDeletion
 from spotline.training.launch import TrainingLauncher
 from spotline.training.promotion import TrainingCompleted
 
@@ -112,11 +116,15 @@ class Wiring:
     )
     relaunch_queue = _Once(lambda w: RelaunchQueue(w.settings.relaunch_queue_url, w.client("sqs")))
     prices = _Once(lambda w: price_table(w.settings.prices_json))
+    run_pages = _flow(RunPages)
 
     # -- flows --------------------------------------------------------------------------------------
     training_launcher = _flow(TrainingLauncher)
+    config_deletion = _flow(ConfigDeletion)
     publisher = _flow(RunPublisher)
     job_state = _flow(JobStateFlow)
+    catch_up = _flow(RunCatchUp)
+    pending_watch = _flow(PendingWatch)
     relauncher = _flow(Relauncher)
     canceller = _flow(RunCanceller)
     image_intake = _flow(ImageIntake)

@@ -18,6 +18,34 @@ from spotline_local.template import Resolver, TemplateError
 log = logging.getLogger(__name__)
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+PROVISIONED_TYPES = frozenset(
+    {
+        "AWS::Events::EventBus",
+        "AWS::S3::Bucket",
+        "AWS::DynamoDB::Table",
+        "AWS::SNS::Topic",
+        "AWS::SQS::Queue",
+        "AWS::SNS::Subscription",
+        *FUNCTION_TYPES,
+        "AWS::Events::Rule",
+        "AWS::Lambda::EventSourceMapping",
+    }
+)
+# What the local stack deliberately does not create, and why. Any other resource type fails
+# provisioning: whatever template.yaml gains is either run here or skipped here on purpose.
+NOT_RUN_LOCALLY = {
+    "AWS::IAM::Role": "the local functions run as the developer; IAM is tested in tests/integration",
+    "AWS::IAM::ManagedPolicy": "the same: permissions are checked on the template, not enforced locally",
+    "AWS::KMS::Key": "moto stores the local data unencrypted; the key's policy is checked on the template",
+    "AWS::KMS::Alias": "the same: no key locally",
+    "AWS::Lambda::Permission": "the dispatcher invokes the functions itself (no resource policy to check)",
+    "AWS::Logs::LogGroup": "the local functions log to the stack's own log file",
+    "AWS::S3::BucketPolicy": "TLS-only and log-delivery policies mean nothing on a loopback moto",
+    "AWS::SNS::TopicPolicy": "the same for the alert topic",
+    "AWS::SQS::QueuePolicy": "the same for the queues (moto delivers rule matches without a policy)",
+    "AWS::CloudWatch::Alarm": "moto has no alarm actions; the functions' metrics go to their logs",
+    "AWS::CloudWatch::Dashboard": "a dashboard needs the CloudWatch console; there is none locally",
+}
 DEFAULT_ASYNC_RETRIES = 2
 _RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
 
@@ -89,6 +117,9 @@ class Provisioner:
         by_type: dict[str, list[str]] = {}
         for logical_id, resource in resources.items():
             by_type.setdefault(resource["Type"], []).append(logical_id)
+        unknown = sorted(set(by_type) - PROVISIONED_TYPES - set(NOT_RUN_LOCALLY))
+        if unknown:
+            raise TemplateError(f"resource types neither run nor deliberately skipped locally: {unknown}")
         for logical_id in by_type.get("AWS::Events::EventBus", []):
             self.c("events").create_event_bus(Name=self.r.physical_name(logical_id))
         for logical_id in by_type.get("AWS::S3::Bucket", []):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spotline.domain.settings import SPOT_MARKET
 from spotline_local.dispatch import Dispatcher
 from spotline_local.faults import Fault
 from spotline_local.moto_stack import FAKE_CREDENTIALS, Clients, MotoServer
@@ -271,7 +272,12 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """The functions' environment: template Globals, endpoints, and no tracing outside Lambda."""
-        return {**self.function_env, **self.endpoint_env(), "POWERTOOLS_TRACE_DISABLED": "true"}
+        return {
+            **self.function_env,
+            **self.endpoint_env(),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            SPOT_MARKET: "emulated",  # the local SageMaker's Spot: reports say their figures are not AWS's
+        }
 
     def _observe_alerts(self) -> None:
         sqs, sns = self.clients("sqs"), self.clients("sns")

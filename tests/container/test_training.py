@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import torch
 
 from spotline.metric_names import ALL, metric_regex
@@ -38,3 +39,14 @@ def test_metric_lines_match_the_control_planes_regexes(trained: Run) -> None:
     for name in ("train/loss", "train/lr", "train/images_per_s", "val/mAP50", "val/mAP"):
         assert name in ALL
         assert re.search(metric_regex(name), trained.stdout), name
+
+
+def test_the_metrics_file_holds_the_same_points_as_the_metric_lines(trained: Run) -> None:
+    from spotline.metric_names import METRICS_FILE
+    from spotline.reports.metrics import parse_metrics
+
+    curves = parse_metrics((trained.base / "checkpoints" / METRICS_FILE).read_bytes())
+    (loss,) = curves.of("train/loss")
+    assert [v for _, v in loss.points] == pytest.approx(_losses(trained.stdout), rel=1e-5)
+    assert curves.starts[0].step == 0 and curves.max_iter == 30
+    assert curves.of("val/mAP50") and not curves.interruptions

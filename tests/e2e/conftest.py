@@ -19,6 +19,8 @@ import pytest
 from spotline.ledger.records import Run
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline.metric_names import METRICS_FILE
+from spotline.reports.metrics import RunCurves, parse_metrics
 from spotline_local.faults import Fault
 from spotline_local.stack import LocalStack, StackOptions
 
@@ -91,6 +93,10 @@ class E2E:
     def read(self, key: str) -> bytes:
         body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
+
+    def curves(self, run_id: str) -> RunCurves:
+        """The run's metrics file (synced from its checkpoints), read back as the report reads it."""
+        return parse_metrics(self.read(f"runs/{run_id}/checkpoints/{METRICS_FILE}"))
 
     def run_for(self, key: str) -> Run | None:
         return next((r for r in self.ledger.recent_runs(100) if r.source.key == key), None)

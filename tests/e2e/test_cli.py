@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spotline_local.cli.main import main
-from tests.e2e.conftest import E2E, TrainedRun
+from tests.e2e.conftest import E2E, TrainedRun, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +32,30 @@ def test_status_lists_runs_and_details_one(
     assert "promoted   yes" in detail
 
 
-def test_report_draws_the_training_curves(e2e: E2E, trained_run: TrainedRun, tmp_path: Path) -> None:
-    out = tmp_path / "report.png"
-    assert main(["report", trained_run.run_id, "--workdir", workdir(e2e), "--out", str(out)]) == 0
-    assert out.read_bytes().startswith(b"\x89PNG")
+def test_report_fetches_the_page_and_opens_it_only_where_a_browser_can_be_shown(
+    e2e: E2E,
+    trained_run: TrainedRun,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["report", trained_run.run_id, "--workdir", workdir(e2e), "--out", str(tmp_path), "--open"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    page = tmp_path / "runs" / trained_run.run_id / "report.html"
+    assert page.read_bytes() == e2e.read(f"runs/{trained_run.run_id}/report.html")
+    assert f"no browser to show it here: open {page.resolve()}" in out  # nothing launched
+
+    opened = tmp_path / "opened.txt"
+    recorder = tmp_path / "browser.sh"
+    recorder.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    recorder.chmod(0o755)
+    monkeypatch.setenv("BROWSER", f"{recorder} %s")
+    assert main(args) == 0
+    wait_for("the browser command", lambda: (opened.is_file() and opened.read_text().strip()) or None, 30)
+    assert opened.read_text().strip() == page.resolve().as_uri()
 
 
 def test_submit_validates_then_uploads(e2e: E2E, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from spotline_local.cli.report_plot import attempt_curves
 from tests.e2e.conftest import E2E, INTERRUPT_AT, TRAIN_CONFIG, wait_for
 
 pytestmark = pytest.mark.slow
@@ -36,5 +35,6 @@ def test_an_interrupted_job_restarted_by_sagemaker_needs_no_relaunch(
         "Completed",
     ]
     assert job["BillableTimeInSeconds"] <= job["TrainingTimeInSeconds"]
-    (curves,) = attempt_curves(e2e.client("logs"), [job_name])
-    assert curves.resumed_at is not None and curves.resumed_at >= INTERRUPT_AT
+    curves = e2e.curves(run.run_id)
+    restarted = [m.step for m in curves.starts if m.attempt == 1]
+    assert len(restarted) == 2 and restarted[0] == 0 and restarted[1] >= INTERRUPT_AT  # one attempt, twice

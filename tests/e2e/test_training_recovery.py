@@ -7,7 +7,6 @@ import json
 import pytest
 
 from spotline.ledger.models import Models
-from spotline_local.cli.report_plot import attempt_curves
 from tests.e2e.conftest import E2E, INTERRUPT_AT, TrainedRun
 
 pytestmark = pytest.mark.slow
@@ -32,12 +31,15 @@ def test_the_run_succeeds_on_its_second_attempt(e2e: E2E, trained_run: TrainedRu
 
 
 def test_the_relaunch_resumed_from_the_checkpoint_not_from_zero(e2e: E2E, trained_run: TrainedRun) -> None:
-    first, second = (str(a.job_name) for a in e2e.ledger.attempts(trained_run.run_id))
-    interrupted, resumed = attempt_curves(e2e.client("logs"), [first, second])
-    stopped_at = max(step for step, _ in interrupted.points["train/loss"])
-    assert stopped_at >= INTERRUPT_AT
-    assert resumed.resumed_at is not None and resumed.resumed_at >= INTERRUPT_AT
-    assert min(step for step, _ in resumed.points["train/loss"]) > resumed.resumed_at
+    curves = e2e.curves(trained_run.run_id)
+    (stop,) = curves.interruptions
+    assert stop.attempt == 1 and stop.step >= INTERRUPT_AT
+    resumed_at = curves.resumed_at(2)
+    assert resumed_at == stop.step  # the checkpoint written on SIGTERM is where attempt 2 started
+    (first_loss,) = curves.of("train/loss")[:1]
+    (second_loss,) = [c for c in curves.of("train/loss") if c.attempt == 2]
+    assert first_loss.attempt == 1 and max(s for s, _ in first_loss.points) <= stop.step
+    assert min(s for s, _ in second_loss.points) > resumed_at
 
 
 def test_jobs_share_the_run_checkpoints_and_the_model_is_uploaded(e2e: E2E, trained_run: TrainedRun) -> None:

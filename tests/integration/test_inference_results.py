@@ -103,3 +103,33 @@ def test_a_split_batch_publishes_once_when_its_last_part_completes(account: Acco
     assert message["Subject"] == "rail-big: 2 of 25 images show defects"
     body = account.s3.get_object(Bucket=BUCKET, Key="results/rail-big/predictions.jsonl")["Body"].read()
     assert len(body.decode().splitlines()) == 25
+
+
+def test_the_batch_page_shows_counts_findings_unreadable_images_and_the_model(account: Account) -> None:
+    p, keys, outcome = _close(account, "rail-2026-11-28", 12)
+    [part] = outcome.runs
+    run = p.ledger.get_run(part.run_id)
+    assert run is not None
+    lines = _predictions(keys, set(keys[:3]))
+    lines[5] = {"image": keys[5], "error": "cannot identify image file"}
+    settle_completed(
+        account,
+        p.settings,
+        part.run_id,
+        complete_job(account, run, job_output_archive(lines, _summary(lines))),
+    )
+
+    page = account.s3.get_object(Bucket=BUCKET, Key="results/rail-2026-11-28/report.html")
+    html = page["Body"].read().decode()
+    assert page["ContentType"].startswith("text/html")
+    assert '<span data-field="images">12</span>' in html
+    assert '<span data-field="images_with_defects">3</span>' in html
+    assert html.count('src="data:image/svg+xml;base64,') == 3  # the previews, boxes drawn, embedded
+    assert "cam/IMG 005.jpg" in html and "could not be read" in html
+    assert 'href="../../runs/rail-detector-0123456789ab/report.html"' in html
+    assert "<script" not in html
+
+    [message] = inference_messages(account)
+    body = json.loads(message["Message"])
+    assert body["report_page"] == f"s3://{BUCKET}/results/rail-2026-11-28/report.html"
+    assert body["report_console"].startswith("https://s3.console.aws.amazon.com/s3/object/")

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws_account import Account
 from tests.support.events import load_event
-from tests.support.recovery import Recovery, build_recovery, end_job, rail_config
+from tests.support.recovery import Recovery, end_job, rail_config
 
 
 class _Context:
@@ -19,11 +18,6 @@ class _Context:
     memory_limit_in_mb = 256
     invoked_function_arn = "arn:aws:lambda:eu-west-3:123456789012:function:JobStateFunction"
     aws_request_id = "5f1e4f5a-0000-4000-8000-000000000002"
-
-
-@pytest.fixture
-def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
-    return build_recovery(account, monkeypatch)
 
 
 def handler_module(name: str) -> ModuleType:

@@ -8,8 +8,8 @@ import pytest
 
 from spotline.domain import layout
 from spotline.ledger.models import Models
-from tests.support.aws_account import BUCKET, Account
-from tests.support.recovery import Recovery, build_recovery, inbox_by_status, rail_config
+from tests.support.aws_account import BUCKET
+from tests.support.recovery import Recovery, inbox_by_status, rail_config
 
 CAPACITY = (
     "CapacityError: Unable to provision requested ML compute capacity. "
@@ -19,11 +19,6 @@ USER_ERROR = (
     "AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage \"KeyError: 'annotations'\"\n"
     'Command "/usr/local/bin/python -m spotline_container train", exit code: 1'
 )
-
-
-@pytest.fixture
-def recovery(account: Account, monkeypatch: pytest.MonkeyPatch) -> Recovery:
-    return build_recovery(account, monkeypatch)
 
 
 def job(run_id: str, attempt: int) -> str:

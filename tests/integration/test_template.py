@@ -298,6 +298,46 @@ def test_key_policy_lets_eventbridge_cloudwatch_and_logs_use_the_key(stack: Stac
     assert not any(s["Principal"] == "*" or s["Principal"] == {"AWS": "*"} for s in statements)
 
 
+@pytest.mark.parametrize(
+    ("service", "source_arn"),
+    [
+        ("events.amazonaws.com", f"arn:aws:events:{REGION}:{ACCOUNT}:rule/*"),
+        ("cloudwatch.amazonaws.com", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"),
+    ],
+)
+def test_key_policy_grants_services_only_for_this_accounts_resources(
+    stack: Stack, service: str, source_arn: str
+) -> None:
+    """No confused deputy: EventBridge and CloudWatch use the key only for this account's rules and alarms."""
+    statements = stack.resource("SpotlineKey")["KeyPolicy"]["Statement"]
+    (grant,) = [s for s in statements if s["Principal"].get("Service") == service]
+    assert grant["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": source_arn},
+    }
+    for s in statements:  # every service grant is conditioned (logs: its encryption context)
+        if "Service" in s["Principal"]:
+            assert s.get("Condition"), s["Sid"]
+
+
+def test_every_queue_refuses_plain_http(stack: Stack) -> None:
+    """Each queue has exactly one policy (SQS keeps one), and it denies every non-TLS request."""
+    queues = stack.resources("AWS::SQS::Queue")
+    policies = list(stack.resources("AWS::SQS::QueuePolicy").values())
+    for queue_id in queues:
+        (policy,) = [p for p in policies if f"<{queue_id}>" in p["Queues"]]
+        denies = [
+            s
+            for s in policy["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny"
+            and s["Principal"] == "*"
+            and s["Action"] == "sqs:*"
+            and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert denies, f"{queue_id} accepts plain HTTP"
+        assert f"<{queue_id}.Arn>" in _as_list(denies[0]["Resource"]), queue_id
+
+
 # -------------------------------------------------------------------------------- ledger and topic
 
 
@@ -413,11 +453,15 @@ def test_rules_route_to_the_documented_targets(stack: Stack) -> None:
     rules = stack.resources("AWS::Events::Rule")
     targets = {name: [_id(t["Arn"]) for t in rule["Targets"]] for name, rule in rules.items()}
     assert targets["ConfigCreatedRule"] == ["LaunchFunction"]
+    assert targets["ConfigDeletedRule"] == ["ConfigDeletedFunction"]
     assert targets["ImageCreatedRule"] == ["ImageEventsQueue"]
     assert targets["JobStateRule"] == ["JobStateFunction"]
-    (schedule,) = [r for r in rules.values() if r.get("ScheduleExpression")]
-    assert schedule["ScheduleExpression"] == "rate(1 minute)"
-    assert [_id(t["Arn"]) for t in schedule["Targets"]] == ["BatchCloserFunction"]
+    schedules = {
+        r["ScheduleExpression"]: [_id(t["Arn"]) for t in r["Targets"]]
+        for r in rules.values()
+        if r.get("ScheduleExpression")
+    }
+    assert schedules == {"rate(1 minute)": ["BatchCloserFunction"], "rate(5 minutes)": ["RunWatchFunction"]}
     assert all(r.get("EventBusName", "default") == "default" for r in rules.values())
 
 
@@ -435,25 +479,40 @@ def _matches(stack: Stack, rule_id: str, event: dict[str, Any]) -> bool:
         "configs/team a/rail v2.yml",
         "configs/défauts.yaml",
         "configs/UPPER.YAML",
+        "configs/x.Yaml",
+        "configs/x.yMl",
+        "configs/deep/er/x.YaML",
     ],
 )
-def test_config_rule_matches_yaml_created_under_configs(stack: Stack, key: str) -> None:
+def test_config_rule_matches_yaml_created_under_configs_in_any_letter_case(stack: Stack, key: str) -> None:
+    """What the launch function takes as a config (``layout.is_config_key``), the rule delivers."""
+    from spotline.domain.layout import is_config_key
+
+    assert is_config_key(key)
     assert _matches(stack, "ConfigCreatedRule", s3_object_created(BUCKET, key, etag="e1", size=10))
     assert _matches(stack, "ConfigCreatedRule", load_event("s3_config_created"))
 
 
 @pytest.mark.parametrize(
-    "key",
-    [
-        "configs/notes.txt",
-        "configs/rail.yaml.bak",
-        "runs/r-1/config.yaml",
-        "inference/b1/config.yaml",
-        "datasets/a.yml",
-    ],
+    "key", ["runs/r-1/config.yaml", "inference/b1/config.yaml", "datasets/a.yml", "results/b/x.yaml"]
 )
-def test_config_rule_ignores_other_objects(stack: Stack, key: str) -> None:
+def test_config_rule_ignores_objects_outside_configs(stack: Stack, key: str) -> None:
+    """Nothing spotline writes (runs/, results/) can reach the launch function."""
     assert not _matches(stack, "ConfigCreatedRule", s3_object_created(BUCKET, key, etag="e1", size=10))
+
+
+def test_config_deleted_rule_routes_deletions_under_configs_only(stack: Stack) -> None:
+    from tests.support.events import s3_object_deleted
+
+    for key in ("configs/rail.yaml", "configs/team/Rail.YML"):
+        assert _matches(stack, "ConfigDeletedRule", s3_object_deleted(BUCKET, key, version_id="v1"))
+        assert not _matches(stack, "ConfigCreatedRule", s3_object_deleted(BUCKET, key, version_id="v1"))
+        assert not _matches(stack, "ConfigDeletedRule", s3_object_created(BUCKET, key, etag="e", size=1))
+    assert _matches(stack, "ConfigDeletedRule", load_event("s3_config_deleted"))
+    for key in ("runs/r/config.yaml", "inference/b/_READY"):
+        assert not _matches(stack, "ConfigDeletedRule", s3_object_deleted(BUCKET, key, version_id="v1"))
+    elsewhere = s3_object_deleted("someone-else", "configs/rail.yaml", version_id="v1")
+    assert not _matches(stack, "ConfigDeletedRule", elsewhere)
 
 
 def test_config_and_image_rules_ignore_other_buckets_and_event_types(stack: Stack) -> None:
@@ -520,17 +579,21 @@ def test_functions_run_on_current_python_arm64_traced_with_their_own_log_group(
 ) -> None:
     assert set(functions) == {
         "LaunchFunction",
+        "ConfigDeletedFunction",
         "JobStateFunction",
         "RelaunchFunction",
         "ImageIntakeFunction",
         "BatchCloserFunction",
+        "RunWatchFunction",
     }
     timeouts = {
         "LaunchFunction": 60,
+        "ConfigDeletedFunction": 60,
         "JobStateFunction": 120,
         "RelaunchFunction": 120,
         "ImageIntakeFunction": 120,
         "BatchCloserFunction": 300,
+        "RunWatchFunction": 60,
     }
     groups = stack.resources("AWS::Logs::LogGroup")
     for name, function in functions.items():
@@ -569,11 +632,18 @@ def test_asynchronously_invoked_functions_retry_twice_then_record_the_failure(
         for t in r["Targets"]
         if _id(t["Arn"]) in functions
     }
-    assert {"LaunchFunction", "JobStateFunction"} <= invoked_by_rules
+    assert {"LaunchFunction", "ConfigDeletedFunction", "JobStateFunction"} <= invoked_by_rules
+    scheduled = {
+        _id(t["Arn"])
+        for r in stack.resources("AWS::Events::Rule").values()
+        if r.get("ScheduleExpression")
+        for t in r["Targets"]
+    }
+    assert scheduled == {"BatchCloserFunction", "RunWatchFunction"}
     for name in invoked_by_rules:
         config = functions[name]["EventInvokeConfig"]
         assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS", name
-        if name != "BatchCloserFunction":  # a failed pulse is retried by the next minute's pulse
+        if name not in scheduled:  # a failed pulse is retried by the next pulse
             assert config["MaximumRetryAttempts"] == 2, name
 
 
@@ -677,13 +747,30 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
     }
     assert can_read == {
         "LaunchFunction": {"configs/"},
+        "ConfigDeletedFunction": {"configs/"},  # HeadObject: the object the deleted key holds now
         "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
         "RelaunchFunction": set(),
         "ImageIntakeFunction": {"inference/"},
         "BatchCloserFunction": {"inference/"},
+        "RunWatchFunction": set(),
     }
     assert _allows(stack.statements(roles["LaunchFunction"]), "s3:PutObject", f"{bucket}/runs/r/config.yaml")
     assert _allows(stack.statements(roles["JobStateFunction"]), "s3:PutObject", f"{bucket}/results/b1/x.json")
+
+
+def test_functions_that_read_objects_that_may_be_gone_may_list_the_bucket(stack: Stack) -> None:
+    """S3 answers a missing key with 404 only to a caller that may list the bucket (403 otherwise): a
+    config deleted before it is read, a missing snapshot or _job.yaml must read as missing."""
+    roles = _function_roles(stack)
+    bucket = f"arn:aws:s3:::{BUCKET}"
+    listers = {fn for fn, role in roles.items() if _allows(stack.statements(role), "s3:ListBucket", bucket)}
+    assert listers == {
+        "LaunchFunction",
+        "ConfigDeletedFunction",
+        "JobStateFunction",
+        "ImageIntakeFunction",
+        "BatchCloserFunction",
+    }
 
 
 def test_execution_role_reads_inputs_writes_runs_and_is_for_sagemaker_only(stack: Stack) -> None:

@@ -44,6 +44,14 @@ promote:
 """
 
 
+INTERRUPTED = ("Stopped", "Interrupted")  # how SageMaker reports a Spot interruption it gave up on
+
+
+def job(run_id: str, attempt: int) -> str:
+    """The job name of ``attempt`` of ``run_id`` (the tests' prefix is ``spotline``)."""
+    return f"spotline-{run_id}-a{attempt:02d}"
+
+
 def rail_config(*, max_attempts: int = 5, backoff: str = "60s", extra: str = "") -> str:
     return RAIL_CONFIG.format(max_attempts=max_attempts, backoff=backoff, extra=extra)
 

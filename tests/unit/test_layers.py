@@ -27,6 +27,9 @@ RANKS = {
     "spotline.metric_names": 0,
     "spotline.domain": 1,
     "spotline.adapters": 2,
+    # Pages are pure rendering (inputs -> HTML): above the domain rules they word, beside the
+    # adapters so they can reach no AWS, below the ledger and the flows that read their inputs.
+    "spotline.reports": 2,
     "spotline.ledger": 3,
     "spotline.runs": 4,
     "spotline.training": 5,

@@ -93,6 +93,39 @@ class DropBucket:
             raise ObjectTooLarge(uri, cap)
         return data, str(response.get("VersionId") or response.get("ETag", "")).strip('"')
 
+    def current_version(self, key: str) -> tuple[str, str] | None:
+        """``(version id, ETag)`` of the key's current object, None if there is none (deleted)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.s3.head_object(Bucket=self.name, Key=key)
+        except ClientError as e:
+            if aws.error_code(e) in _MISSING:
+                return None
+            raise
+        return str(response.get("VersionId") or ""), str(response.get("ETag", "")).strip('"')
+
+    def read_tail(self, key: str, *, cap: int, bucket: str | None = None) -> tuple[bytes, bool]:
+        """``(the object's last cap bytes at most, whether there was more before them)``."""
+        from botocore.exceptions import ClientError
+
+        bucket = bucket or self.name
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{cap}")
+        except ClientError as e:
+            if aws.error_code(e) in _MISSING:
+                raise ObjectMissing(f"s3://{bucket}/{key}") from e
+            if aws.error_code(e) == "InvalidRange":  # an empty object has no last bytes
+                return b"", False
+            raise
+        body = response["Body"]
+        try:
+            data: bytes = body.read(cap + 1)[-cap:]
+        finally:
+            body.close()
+        total = str(response.get("ContentRange") or "").rpartition("/")[2]
+        return data, total.isdigit() and int(total) > len(data)
+
     def has_objects(self, prefix: str, *, bucket: str | None = None) -> bool:
         """Whether any object's key starts with ``prefix`` (one ListObjectsV2 call of one key)."""
         from botocore.exceptions import ClientError

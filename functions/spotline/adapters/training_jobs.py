@@ -64,6 +64,11 @@ class TrainingJobs:
                 raise JobNotFound(name) from e
             raise
 
+    def tags(self, arn: str) -> dict[str, str]:
+        """The job's tags (ListTags: the first page, which holds every tag spotline sets)."""
+        response = self.client.list_tags(ResourceArn=arn, MaxResults=100)
+        return {str(t["Key"]): str(t.get("Value", "")) for t in response.get("Tags") or []}
+
     def exists(self, name: str) -> bool:
         try:
             self.describe(name)

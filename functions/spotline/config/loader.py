@@ -104,6 +104,35 @@ def load_yaml_value(text: str, *, max_bytes: int = MAX_OVERRIDE_BYTES) -> Any:
     return value
 
 
+class _OneLineDumper(yaml.SafeDumper):
+    """SafeDumper writing text with line breaks double-quoted (escaped), never over several lines."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        if any(c in data for c in "\n\r\x85\u2028\u2029") or not data.isprintable():
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+        return super().represent_str(data)
+
+
+_OneLineDumper.add_representer(str, _OneLineDumper.represent_str)
+
+
+def dump_yaml_value(value: Any) -> str:
+    """``value`` as the override text :func:`load_yaml_value` reads back equal (SageMaker
+    hyperparameters are strings): ``0.00001`` is ``1.0e-05`` (``1e-05`` is text in YAML 1.1),
+    the text ``'true'`` stays text, lists and mappings are written in flow style, on one line
+    (line breaks and non-ASCII characters escaped in double quotes)."""
+    text = yaml.dump(
+        value,
+        Dumper=_OneLineDumper,
+        default_flow_style=True,
+        allow_unicode=False,
+        width=2**31 - 1,
+        sort_keys=False,
+    )
+    text = text.removesuffix("\n").removesuffix("\n...")  # a plain scalar's document-end marker
+    return text
+
+
 def _parse(text: str) -> Any:
     loader = _LimitedSafeLoader(text)
     try:

@@ -82,6 +82,10 @@ class ValidationContext:
     drop_bucket: str | None = None
     extra_data_buckets: frozenset[str] = field(default_factory=frozenset)
     data_prefixes: tuple[str, ...] = ("datasets/",)
+    # The instance types the deployment has a price for; None: budgets are not checked here.
+    priced_instance_types: frozenset[str] | None = None
+    # A file dropped under configs/: it must train (inference runs from inference/<batch>/).
+    dropped_config: bool = False
 
 
 def parse_run_config(
@@ -100,10 +104,52 @@ def parse_run_config(
     if overrides:
         document = apply_overrides(document, overrides)
     config = build(RunConfig, document)
-    issues = channel_issues(config, context or ValidationContext())
+    context = context or ValidationContext()
+    issues = [
+        *channel_issues(config, context),
+        *budget_issues(config, context),
+        *mode_issues(config, context),
+    ]
     if issues:
         raise ConfigError(issues)
     return config
+
+
+def budget_issues(config: RunConfig, context: ValidationContext) -> list[Issue]:
+    """``budget_usd`` is enforced from prices: every rung of the ladder needs one, or the cap is refused.
+
+    An attempt on a type without a price would count as $0 and the budget would never stop the run.
+    """
+    priced, job = context.priced_instance_types, config.job
+    if job.budget_usd is None or priced is None:
+        return []
+    rungs = [("job.instance_type", job.instance_type)]
+    rungs += [(f"job.fallback_instance_types[{i}]", t) for i, t in enumerate(job.fallback_instance_types)]
+    return [
+        Issue(
+            path,
+            instance_type,
+            f"budget_usd is set but no price is known for {instance_type}, so the budget could not be "
+            "enforced on this rung: add its on-demand USD per hour to the PriceTable parameter, "
+            "or remove budget_usd",
+        )
+        for path, instance_type in rungs
+        if instance_type not in priced
+    ]
+
+
+def mode_issues(config: RunConfig, context: ValidationContext) -> list[Issue]:
+    """A config dropped under configs/ starts a training job; inference has its own folder."""
+    if not context.dropped_config or config.mode == "train":
+        return []
+    return [
+        Issue(
+            "mode",
+            config.mode,
+            "a config under configs/ trains a model: run inference by dropping images under "
+            "inference/<batch>/ (with a _job.yaml naming the model, or the promoted one)",
+        )
+    ]
 
 
 def apply_overrides(document: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:

@@ -23,8 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
 from spotline.config.durations import DurationError, format_duration, parse_duration
+from spotline.config.numbers import STORABLE, number_problem
 
 T = TypeVar("T")
+# A number in exponent form without a dot or without an exponent sign (``1e-5``, ``2E10``): a float in
+# YAML 1.2 and in every other language, text in YAML 1.1 (which PyYAML follows).
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
 
 
 class Duration(int):
@@ -238,6 +242,8 @@ def _convert_scalar(hint: Any, value: Any, path: str, meta: Mapping[str, Any], i
             return None
         result = value
     elif hint is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-5 as text; it is the number 0.00001 (YAML 1.2)
         if isinstance(value, bool) or not isinstance(value, int | float):
             issues.append(Issue(path, value, "expected a number"))
             return None
@@ -253,6 +259,10 @@ def _convert_scalar(hint: Any, value: Any, path: str, meta: Mapping[str, Any], i
         return value
     else:  # pragma: no cover - a schema bug, not a user error
         raise TypeError(f"unsupported schema type {hint!r} at {path}")
+    problem = number_problem(result)
+    if problem is not None:  # before the bounds: NaN passes every < and >
+        issues.append(Issue(path, value, f"{problem}; expected {STORABLE}"))
+        return None
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and result < lo:
         issues.append(Issue(path, value, f"must be at least {_bound(hint, lo)}"))

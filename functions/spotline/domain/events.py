@@ -4,6 +4,8 @@
   (URL-encoded the way S3 notifications encode it: ``red flower.jpg`` -> ``red+flower.jpg``),
   ``etag``, optional ``version-id``, ``size``. A key that cannot be an encoded one (it holds
   a space or a non-ASCII character, as emulators send) is taken as it is.
+* S3 ``Object Deleted`` through EventBridge: the same fields, ``deletion-type``
+  (``Delete Marker Created`` or ``Permanently Deleted``) and no size.
 * ``SageMaker Training Job State Change``: ``Tags`` as ``{}``, a map, or a list of
   ``{Key, Value}``; timestamps as epoch milliseconds (int or float) or ISO-8601 text.
 """
@@ -28,10 +30,16 @@ class ObjectCreated:
     etag: str
     size: int
     version_id: str | None
+    sequencer: str = ""  # S3's order of the events of one key: a redelivery has the same one
 
     @property
     def version_or_etag(self) -> str:
         return self.version_id or self.etag
+
+    @property
+    def upload_id(self) -> str:
+        """What tells this upload from another of the same key (the same for a redelivered event)."""
+        return self.version_id or self.sequencer or self.etag
 
 
 def parse_object_created(event: Mapping[str, Any]) -> ObjectCreated:
@@ -56,6 +64,44 @@ def parse_object_created(event: Mapping[str, Any]) -> ObjectCreated:
         etag=etag,
         size=size,
         version_id=obj.get("version-id") or None,
+        sequencer=str(obj.get("sequencer") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class ObjectDeleted:
+    """S3 ``Object Deleted``: a delete marker created (versioned bucket) or a version removed."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    deletion_type: str  # "Delete Marker Created" or "Permanently Deleted"
+
+    @property
+    def removed_version(self) -> str | None:
+        """The version that no longer exists (None when a delete marker hides the current one)."""
+        return self.version_id if self.deletion_type == PERMANENTLY_DELETED else None
+
+
+PERMANENTLY_DELETED = "Permanently Deleted"
+
+
+def parse_object_deleted(event: Mapping[str, Any]) -> ObjectDeleted:
+    try:
+        detail = event["detail"]
+        bucket = detail["bucket"]["name"]
+        key = detail["object"]["key"]
+    except (KeyError, TypeError) as e:
+        raise EventShapeError(f"not an S3 Object Deleted event: missing {e}") from e
+    if event.get("detail-type") != "Object Deleted":
+        raise EventShapeError(f"not an S3 Object Deleted event: {event.get('detail-type')!r}")
+    if not isinstance(key, str) or not isinstance(bucket, str):
+        raise EventShapeError("S3 event with a non-text bucket or key")
+    return ObjectDeleted(
+        bucket=bucket,
+        key=decode_event_key(key),
+        version_id=detail["object"].get("version-id") or None,
+        deletion_type=str(detail.get("deletion-type") or ""),
     )
 
 

@@ -56,6 +56,15 @@ def run_report_key(run_id: str) -> str:
     return f"{run_prefix(run_id)}report.json"
 
 
+def run_page_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}report.html"
+
+
+def run_metrics_key(run_id: str, metrics_file: str) -> str:
+    """The container's metrics file as SageMaker syncs it from the checkpoint directory."""
+    return f"{run_prefix(run_id)}checkpoints/{metrics_file}"
+
+
 def checkpoint_uri(bucket: str, run_id: str) -> str:
     return f"s3://{bucket}/{run_prefix(run_id)}checkpoints/"
 

@@ -51,26 +51,6 @@ class RunSavings:
     def to_dict(self) -> dict[str, Any]:
         return plain_fields(self)
 
-    def sentence(self) -> str:
-        """What the money means, in words: ``cost $0.0077, on-demand would have cost $0.0257, saved
-        $0.0179 (70 %)`` (amounts under a dollar keep four decimals, so cents of a short run show)."""
-        if not self.training_s:
-            return "no billable time yet"
-        sentence = f"cost {usd(self.estimated_cost_usd)}"
-        if self.on_demand_usd > 0:
-            sentence += (
-                f", on-demand would have cost {usd(self.on_demand_usd)}, "
-                f"saved {usd(self.savings_usd)} ({self.savings_pct:.0f} %)"
-            )
-        if self.unpriced_types:
-            sentence += f" (no price for {', '.join(self.unpriced_types)})"
-        return sentence
-
-
-def usd(amount: float) -> str:
-    """``$1.23``, or ``$0.0077`` under a dollar."""
-    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.4f}"
-
 
 def attempt_cost(attempt: AttemptFacts, prices: Mapping[str, float], instance_count: int) -> AttemptCost:
     """The cost estimate of one attempt (no seconds = the attempt never ran)."""

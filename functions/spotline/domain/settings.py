@@ -30,6 +30,8 @@ KMS_KEY_ARN = "SPOTLINE_KMS_KEY_ARN"
 EXTRA_DATA_BUCKETS = "SPOTLINE_EXTRA_DATA_BUCKETS"
 MAX_CONFIG_BYTES = "SPOTLINE_MAX_CONFIG_BYTES"
 RELAUNCH_QUEUE_URL = "SPOTLINE_RELAUNCH_QUEUE_URL"  # job-state and relaunch functions: the retry delay queue
+SPOT_MARKET = "SPOTLINE_SPOT_MARKET"  # "aws" (default) or "emulated": the local stack's, said on reports
+REGION = "AWS_REGION"  # set by Lambda itself: the region of the console links in alerts
 PRICES = "SPOTLINE_PRICES"  # optional JSON {"ml.g4dn.xlarge": 0.736, ...}: on-demand USD per instance-hour
 # Image batches and inference jobs (intake and batch-closer functions).
 MAX_IMAGE_BYTES = "SPOTLINE_MAX_IMAGE_BYTES"  # larger objects under inference/ are skipped
@@ -64,10 +66,15 @@ class Settings:
     inference_max_wait_s: int | None = None
     inference_max_attempts: int = 5
     inference_volume_gb: int = 50
+    region: str = "us-east-1"
+    spot_market_emulated: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        spot_market = (env.get(SPOT_MARKET) or "aws").strip().lower()
+        if spot_market not in ("aws", "emulated"):
+            raise SettingsError(f"{SPOT_MARKET} must be 'aws' or 'emulated', got {spot_market!r}")
         missing = [
             name
             for name in (BUCKET, TABLE, TOPIC_ARN, IMAGE_URI, EXECUTION_ROLE_ARN, JOB_PREFIX_VAR)
@@ -108,6 +115,8 @@ class Settings:
             inference_max_wait_s=_whole(env, INFERENCE_MAX_WAIT_S, 0) or None,
             inference_max_attempts=_whole(env, INFERENCE_MAX_ATTEMPTS, 5),
             inference_volume_gb=_whole(env, INFERENCE_VOLUME_GB, 50),
+            region=env.get(REGION) or "us-east-1",
+            spot_market_emulated=spot_market == "emulated",
         )
 
 

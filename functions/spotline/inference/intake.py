@@ -4,7 +4,9 @@ Every SQS message is an S3 ``Object Created`` event from EventBridge. Every obje
 ``inference/<batch>/`` is classified (image, ``_READY`` marker, control file, or ignored with a
 logged reason — see docs/inference.md); images are recorded in the ledger under their batch
 (the first folder level), once per object, with one conditional put each. A ``_READY`` marker
-asks the closer (:mod:`spotline.inference.closer`) to close the batch at once.
+asks the closer (:mod:`spotline.inference.closer`) to close the batch at once — once per upload
+of the marker, and only a generation that holds images (events come in any order and more than
+once: a stray marker must not make the next upload's first images a job of their own).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import KW_ONLY, dataclass
 from spotline.domain import layout
 from spotline.domain.events import EventShapeError, ObjectCreated, parse_object_created
 from spotline.domain.settings import Settings
-from spotline.inference.closer import BatchCloser
+from spotline.inference.closer import BatchCloser, CloseOutcome
 from spotline.ledger.batches import BatchLedger
+from spotline.ledger.notices import Notices
 from spotline.ledger.records import ImageRecord
 
 logger = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ class ImageIntake:
     _: KW_ONLY
     batches: BatchLedger
     batch_closer: BatchCloser
+    notices: Notices
     clock: Callable[[], float] = time.time
 
     def record_messages(
@@ -102,7 +106,7 @@ class ImageIntake:
         """
         outcomes: dict[str, IntakeOutcome] = {}
         images: dict[str, list[tuple[str, ObjectCreated, Classified]]] = defaultdict(list)
-        ready: dict[str, list[str]] = defaultdict(list)
+        ready: dict[str, list[tuple[str, ObjectCreated]]] = defaultdict(list)
         for message_id, body in messages:
             try:
                 obj = parse_object_created(json.loads(body))
@@ -114,15 +118,16 @@ class ImageIntake:
             if what.kind == "image":
                 images[what.batch].append((message_id, obj, what))
             elif what.kind == "ready":
-                ready[what.batch].append(message_id)
+                ready[what.batch].append((message_id, obj))
             else:
                 logger.info("%s %s: %s", what.kind, obj.key, what.reason, extra={"key": obj.key})
                 outcomes[message_id] = IntakeOutcome(what.kind, what.batch, obj.key, what.reason)
         for batch, group in images.items():
             outcomes.update(self._record_batch_images(batch, group, writer=writer, deadline=deadline))
-        for batch, message_ids in ready.items():  # after the images: a marker closes what came before it
-            outcome = self._ready(batch)
-            outcomes.update({m: outcome for m in message_ids})
+        for batch, markers in ready.items():  # after the images: a marker closes what came before it
+            for upload in dict.fromkeys(obj.upload_id for _, obj in markers):
+                outcome = self._ready(batch, upload)
+                outcomes.update({m: outcome for m, obj in markers if obj.upload_id == upload})
         return outcomes
 
     def _record_batch_images(
@@ -170,15 +175,30 @@ class ImageIntake:
                 return generation
         raise RuntimeError(f"batch {batch} kept closing while this invocation tried to join it")
 
-    def _ready(self, batch: str) -> IntakeOutcome:
-        try:
+    def _ready(self, batch: str, upload: str) -> IntakeOutcome:
+        """One ``_READY`` upload closes the batch's open generation, once (a redelivery does nothing)."""
+        key = f"{layout.INFERENCE}{batch}/{READY_MARKER}"
+        closes: list[CloseOutcome] = []
+        marked: list[bool] = []
+
+        def close_now() -> None:
             item = self.batches.mark_ready(batch, now=self.clock())
-            closes = self.batch_closer.consider(item)
+            marked.append(item is not None)
+            if item is not None:
+                closes.extend(self.batch_closer.consider(item))
+
+        try:
+            if not self.notices.of_batch(batch).send_once(f"ready-{upload}", close_now, now=self.clock()):
+                return IntakeOutcome("duplicate", batch, key, "this _READY marker was already applied")
         except Exception as e:
             logger.exception("could not close batch %s on its _READY marker", batch)
-            return IntakeOutcome("failed", batch, f"{layout.INFERENCE}{batch}/{READY_MARKER}", str(e))
+            return IntakeOutcome("failed", batch, key, str(e))
+        if not any(marked):
+            reason = "no image recorded yet: the batch closes when it has been quiet"
+            logger.info("%s: %s", key, reason)
+            return IntakeOutcome("ready", batch, key, reason)
         done = "; ".join(c.describe() for c in closes) or "nothing to close yet"
-        return IntakeOutcome("ready", batch, f"{layout.INFERENCE}{batch}/{READY_MARKER}", done)
+        return IntakeOutcome("ready", batch, key, done)
 
 
 def count_actions(outcomes: Iterable[IntakeOutcome]) -> Mapping[str, int]:

@@ -119,7 +119,8 @@ def inference_request(
 
 @dataclass(frozen=True)
 class PartLaunch:
-    """What launching one part did: ``launched``, ``already``, ``busy`` (retry later) or ``failed``."""
+    """What launching one part did: ``launched``, ``already``, ``deferred`` (an account quota: its
+    run waits on the relaunch queue), ``busy`` (retry later) or ``failed``."""
 
     action: str
     run_id: str
@@ -174,12 +175,13 @@ class InferenceLauncher(FirstAttemptLauncher):
             config_key = f"{layout.run_prefix(run_id)}job.yaml"
             self.bucket.copy(model.job_file_key, config_key)
         name = str(request["TrainingJobName"])
+        policy = inference_policy(self.settings)
         try:
-            self.start(run_id, request, policy=inference_policy(self.settings), config_key=config_key)
+            self.start(run_id, request, policy=policy, config_key=config_key)
         except JobRequestRejected as e:
-            if e.code == "ResourceLimitExceeded":
-                self.release(run_id)
-                return PartLaunch("busy", run_id, name, str(e))
+            if e.code == "ResourceLimitExceeded":  # waits with the quota backoff, up to the quota cap
+                self.wait_for_quota(run_id, policy, str(e))
+                return PartLaunch("deferred", run_id, name, str(e))
             return self._refused(run_id, batch, name, e)
         logger.info("launched %s for batch %s", name, batch, extra={"run_id": run_id, "job_name": name})
         return PartLaunch("launched", run_id, name)

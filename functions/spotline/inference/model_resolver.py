@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
 
 from spotline.adapters.drop_bucket import DropBucket, ObjectMissing, ObjectTooLarge
 from spotline.config import ConfigError
-from spotline.config.loader import load_yaml_document
+from spotline.config.loader import dump_yaml_value, load_yaml_document
 from spotline.config.model import InferenceSection
 from spotline.config.schema import build
 from spotline.domain import layout
@@ -41,13 +40,6 @@ class ModelUnavailable(Exception):
     def __init__(self, reason: str, version: str) -> None:
         self.version = version
         super().__init__(reason)
-
-
-def hyperparameter_value(value: Any) -> str:
-    """A hyperparameter value as the container parses it back (YAML scalars)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @dataclass
@@ -103,7 +95,7 @@ class ModelResolver:
             build(InferenceSection, overrides, "inference")
         except ConfigError as e:
             raise refuse(str(e)) from e
-        hyperparameters = {f"inference.{k}": hyperparameter_value(v) for k, v in overrides.items()}
+        hyperparameters = {f"inference.{k}": dump_yaml_value(v) for k, v in overrides.items()}
         named = document.get("model")
         if named is None:
             chosen = self._promoted(hyperparameters, key, version)

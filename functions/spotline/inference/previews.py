@@ -41,9 +41,11 @@ def preview_svg(image: bytes, content_type: str, line: Mapping[str, Any]) -> byt
     stroke = max(2, round(max(width, height) / 400))
     font = max(12, round(max(width, height) / 60))
     href = f"data:{content_type};base64,{base64.b64encode(image).decode()}"
+    findings = len(line.get("detections") or [])
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}">',
+        f"<title>{escape(str(line.get('image')))}: {findings} finding{'s' if findings != 1 else ''}</title>",
         f'<image href="{href}" x="0" y="0" width="{width}" height="{height}"/>',
     ]
     for d in line.get("detections") or []:

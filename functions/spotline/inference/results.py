@@ -8,6 +8,8 @@ job's ``model.tar.gz``. When every part of a batch's close has completed, this w
 * ``summary.json`` — images, detections per class, the images with defects, the model's lineage;
 * ``previews/NN.svg`` — the worst findings: the image with its boxes drawn over it (SVG, so the
   Lambda needs no imaging library);
+* ``report.html`` — all of it on one self-contained page (:mod:`spotline.inference.report_page`),
+  linked from the message (``report_page``, ``report_console``);
 
 then one SNS message (subject ``<batch>: 37 of 5,000 images show defects``, filter attributes) and
 one ``spotline`` event. A part of a multi-part close writes its own files under ``parts/`` first.
@@ -33,6 +35,7 @@ from spotline.domain import layout
 from spotline.domain.settings import Settings
 from spotline.domain.timefmt import iso_utc
 from spotline.inference.previews import worst_score, write_previews
+from spotline.inference.report_page import write_batch_page
 from spotline.ledger.batches import BatchLedger
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Run
@@ -180,6 +183,7 @@ class InferenceCompleted:
         worst = sorted((line for line in lines if line.get("detections")), key=worst_score, reverse=True)
         previews = write_previews(self.bucket, batch, prefix, worst)
         summary["previews"] = [self.bucket.uri(k) for k in previews]
+        summary.update(write_batch_page(self.bucket, self.settings, prefix, summary, worst, now=self.clock()))
         self.bucket.put_lines(prefix + PREDICTIONS_FILE, lines)
         self.bucket.put(
             prefix + SUMMARY_FILE,

@@ -100,25 +100,30 @@ class BatchLedger:
             return False
         return True
 
-    def mark_ready(self, batch: str, *, now: float) -> Batch:
-        """The user's ``_READY`` marker: close the open generation without waiting for quiet."""
-        item = self._update(
-            batch,
-            BATCH_SK,
-            "SET ready = :true, ready_at = :now, #batch = :batch, gsi1pk = :open, gsi1sk = :gsk, "
-            "#gen = if_not_exists(#gen, :one), first_seen = if_not_exists(first_seen, :now), "
-            "last_seen = if_not_exists(last_seen, :now) ADD image_count :zero",
-            names={"#gen": "generation", "#batch": "batch"},
-            values={
-                ":true": True,
-                ":now": now,
-                ":batch": batch,
-                ":open": OPEN_BATCHES,
-                ":gsk": batch_pk(batch),
-                ":one": 1,
-                ":zero": 0,
-            },
-        )
+    def mark_ready(self, batch: str, *, now: float) -> Batch | None:
+        """The user's ``_READY`` marker: close the open generation without waiting for quiet.
+
+        Only a generation that holds images is marked; None otherwise. A marker processed before
+        the images it follows (S3 events come in any order), or delivered again after its
+        generation closed, must not leave an empty generation ready: the next upload's first
+        images would close it alone and split that upload into an extra job.
+        """
+        try:
+            item = self._update(
+                batch,
+                BATCH_SK,
+                "SET ready = :true, ready_at = :now, gsi1pk = :open, gsi1sk = :gsk",
+                values={
+                    ":true": True,
+                    ":now": now,
+                    ":open": OPEN_BATCHES,
+                    ":gsk": batch_pk(batch),
+                    ":zero": 0,
+                },
+                condition="image_count > :zero",
+            )
+        except ConditionFailed:
+            return None
         return Batch.from_item(item)
 
     def seal(self, batch: str, generation: int, *, reason: str, now: float) -> Batch | None:

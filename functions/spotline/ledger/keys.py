@@ -8,6 +8,7 @@
 | image of a batch    | ``BATCH#<name>``   | ``IMG#<rel key>``   |                  |                        |
 | close of generation | ``BATCH#<name>``   | ``CLOSE#<gen:06d>`` |                  |                        |
 | notice sent (once)  | a run's or batch's | ``NOTICE#<what>``   |                  |                        |
+| run of a source     | ``SOURCE#<b>/<k>`` | ``RUN#<created>#<id>`` |               |                        |
 | the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
 """
 
@@ -23,6 +24,7 @@ OPEN_BATCHES = "OPEN_BATCHES"
 IMAGE_PREFIX = "IMG#"
 CLOSE_PREFIX = "CLOSE#"
 NOTICE_PREFIX = "NOTICE#"
+SOURCE_RUN_PREFIX = "RUN#"
 MODEL_PK = "MODEL"
 PROMOTED_SK = "PROMOTED"
 
@@ -32,3 +34,5 @@ batch_pk: Callable[[str], str] = "BATCH#{}".format
 close_sk: Callable[[int], str] = (CLOSE_PREFIX + "{:06d}").format
 image_sk: Callable[[str], str] = (IMAGE_PREFIX + "{}").format
 notice_sk: Callable[[str], str] = (NOTICE_PREFIX + "{}").format
+source_pk: Callable[[str, str], str] = "SOURCE#{}/{}".format
+source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format

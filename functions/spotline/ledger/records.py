@@ -165,6 +165,7 @@ class Run:
     errors: tuple[str, ...] = ()
     report_key: str | None = None
     inference: InferencePart | None = None
+    cancel_reason: str | None = None  # set when a person cancelled the run (its config deleted)
 
     @property
     def label(self) -> str:
@@ -230,6 +231,7 @@ class Run:
             errors=f.texts("errors"),
             report_key=f.opt_text("report_key"),
             inference=inference,
+            cancel_reason=f.opt_text("cancel_reason"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -257,6 +259,7 @@ class Run:
             "errors": list(self.errors) or None,
             "report_key": self.report_key,
             **(inference_attrs(self.inference) if self.inference else {}),
+            "cancel_reason": self.cancel_reason,
         }
         return _checked(item, f"run {self.run_id}")
 

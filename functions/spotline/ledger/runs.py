@@ -23,7 +23,16 @@ from typing import Any
 from spotline.domain.policy import RunPolicy
 from spotline.domain.states import ALLOWED_TRANSITIONS, AttemptStatus, RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
-from spotline.ledger.keys import ATTEMPT_PREFIX, RUN_SK, RUNS_INDEX_PK, attempt_sk, run_pk
+from spotline.ledger.keys import (
+    ATTEMPT_PREFIX,
+    RUN_SK,
+    RUNS_INDEX_PK,
+    SOURCE_RUN_PREFIX,
+    attempt_sk,
+    run_pk,
+    source_pk,
+    source_run_sk,
+)
 from spotline.ledger.records import (
     Attempt,
     AttemptEnd,
@@ -81,11 +90,29 @@ class RunLedger:
             "gsi1sk": f"{created}#{run_id}",
             **run.to_item(),
         }
+        self._link_source(run)  # first: a run is never in the table without its link
         try:
             self.table.put_new(item)
         except ConditionFailed:
             return None
         return run
+
+    def _link_source(self, run: Run) -> None:
+        """Find the run from its source object later (a config deleted cancels its runs)."""
+        self.table.update(
+            source_pk(run.source.bucket, run.source.key),
+            source_run_sk(run.created_at, run.run_id),
+            {"run_id": run.run_id},
+        )
+
+    def runs_of_source(self, bucket: str, key: str, *, limit: int) -> list[Run]:
+        """The runs started from the newest ``limit`` uploads of ``bucket``/``key`` (any version)."""
+        links = self.table.query(
+            source_pk(bucket, key), SOURCE_RUN_PREFIX, limit=limit, newest_first=True, projection=("run_id",)
+        )
+        run_ids = dict.fromkeys(str(link["run_id"]) for link in links)  # a redelivery links twice
+        runs = (self.get_run(run_id) for run_id in run_ids)
+        return [run for run in runs if run is not None]
 
     def get_run(self, run_id: str) -> Run | None:
         item = self.table.get(run_pk(run_id), RUN_SK)
@@ -94,6 +121,19 @@ class RunLedger:
     def recent_runs(self, limit: int = 50) -> list[Run]:
         items = self.table.query(RUNS_INDEX_PK, index=GSI1, limit=limit, newest_first=True)
         return [Run.from_item(i) for i in items]
+
+    def pending_runs_created_between(self, start: float, end: float, *, examine: int) -> list[str]:
+        """Ids of runs still PENDING that were created in [start, end), looking at ``examine`` runs
+        at most (the newest of the window first): a bounded read, whatever the table holds."""
+        items = self.table.query(
+            RUNS_INDEX_PK,
+            index=GSI1,
+            sk_between=(iso_utc(start), iso_utc(end)),
+            limit=examine,
+            newest_first=True,
+            projection=("run_id", "status"),
+        )
+        return [str(i["run_id"]) for i in items if i.get("status") == RunStatus.PENDING.value]
 
     def _update_run(
         self,
@@ -160,6 +200,32 @@ class RunLedger:
         attrs = {"policy": policy.to_item(), "first_request": dict(first_request), "config_key": config_key}
         return self._update_run(run_id, attrs, now=now, status_in=[RunStatus.PENDING])
 
+    def request_cancel(self, run_id: str, *, reason: str, now: float) -> Run:
+        """A person cancelled the run: no attempt starts after this (its current job may finish).
+
+        :class:`TransitionRefused` if the run is settled already.
+        """
+        return self._update_run(
+            run_id,
+            {"cancel_reason": reason},
+            now=now,
+            status_in=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING],
+        )
+
+    def claim_relaunch(self, run_id: str, attempt: int, *, now: float) -> Run:
+        """The relaunch of ``attempt`` is about to create its job: a cancel must now wait for it.
+
+        :class:`TransitionRefused` if the run no longer waits for ``attempt`` or was cancelled.
+        """
+        return self._update_run(
+            run_id,
+            {"launching_attempt": attempt},
+            now=now,
+            status_in=[RunStatus.RETRYING],
+            also="next_attempt = :n AND attribute_not_exists(cancel_reason)",
+            values={":n": attempt},
+        )
+
     def mark_running(
         self,
         run_id: str,
@@ -203,10 +269,11 @@ class RunLedger:
         )
 
     def defer_for_quota(self, run_id: str, *, attempt: int, hits: int, not_before: int, now: float) -> Run:
-        """A RETRYING run's create hit a quota: the same attempt waits until ``not_before``."""
+        """A RETRYING run's create hit a quota: the same attempt waits until ``not_before`` (and its
+        relaunch gives its claim up: a cancel need not wait for it)."""
         return self._update_run(
             run_id,
-            {"create_quota_hits": hits, "not_before": not_before},
+            {"create_quota_hits": hits, "not_before": not_before, "launching_attempt": None},
             now=now,
             status_in=[RunStatus.RETRYING],
             also="next_attempt = :n",
@@ -224,8 +291,13 @@ class RunLedger:
         outcome: str,
         reason: str,
         cap: str | None = None,
+        unless_relaunching: bool = False,
     ) -> Run:
-        """Move the run to a terminal state after ``attempt`` (None: whatever attempt it is at)."""
+        """Move the run to a terminal state after ``attempt`` (None: whatever attempt it is at).
+
+        ``unless_relaunching``: refused while a relaunch has claimed the attempt the run waits for
+        (its job may be being created: the relaunch finishes, and the run is settled after it).
+        """
         return self._transition(
             run_id,
             to,
@@ -233,6 +305,9 @@ class RunLedger:
             expected=expected,
             expected_attempt=attempt,
             attrs={"outcome": outcome, "reason": reason, "finished_at": iso_utc(now), "cap": cap},
+            also="(attribute_not_exists(launching_attempt) OR launching_attempt <> next_attempt)"
+            if unless_relaunching
+            else "",
         )
 
     def reject(self, run_id: str, *, errors: Iterable[str], report_key: str, now: float) -> Run:
@@ -264,18 +339,20 @@ class RunLedger:
         expected: Iterable[RunStatus],
         attrs: Mapping[str, Any],
         expected_attempt: int | None = None,
+        also: str = "",
     ) -> Run:
         sources = list(expected)
         illegal = [s for s in sources if to not in ALLOWED_TRANSITIONS.get(s, frozenset())]
         if illegal:
             raise ValueError(f"{', '.join(illegal)} -> {to} is not an allowed transition")
         at_attempt = {} if expected_attempt is None else {":attempt": expected_attempt}
+        conditions = [c for c in ("attempt = :attempt" if at_attempt else "", also) if c]
         return self._update_run(
             run_id,
             {"status": to.value, **attrs},
             now=now,
             status_in=sources,
-            also="attempt = :attempt" if at_attempt else "",
+            also=" AND ".join(conditions),
             values=at_attempt,
         )
 
@@ -297,13 +374,16 @@ class RunLedger:
     def attempts(self, run_id: str) -> list[Attempt]:
         return [Attempt.from_item(i) for i in self.table.query(run_pk(run_id), ATTEMPT_PREFIX)]
 
-    def attempt_launched(self, run_id: str, attempt: int, *, now: float) -> Attempt:
-        item = self.table.update(
-            run_pk(run_id),
-            attempt_sk(attempt),
-            {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": iso_utc(now)},
-        )
-        return Attempt.from_item(item)
+    def attempt_launched(self, run_id: str, attempt: int, *, now: float) -> None:
+        """The attempt's job exists: LAUNCHING -> IN_PROGRESS (an attempt already ended stays ended)."""
+        with contextlib.suppress(ConditionFailed):
+            self.table.update(
+                run_pk(run_id),
+                attempt_sk(attempt),
+                {"status": AttemptStatus.IN_PROGRESS.value, "launched_at": iso_utc(now)},
+                condition="#st = :launching",
+                condition_values={"#st": "status", ":launching": AttemptStatus.LAUNCHING.value},
+            )
 
     def attempt_ended(self, run_id: str, attempt: int, end: AttemptEnd) -> Attempt:
         item = self.table.update(run_pk(run_id), attempt_sk(attempt), end.to_attrs())

@@ -6,24 +6,24 @@ record module owns its item kinds (:mod:`spotline.ledger.runs`, :mod:`spotline.l
 conditional; a lost condition becomes :class:`ConditionFailed`, never an error string.
 
 Every value is checked before it is sent (:func:`check_storable`): DynamoDB numbers are decimals
-of at most 38 digits between 1e-130 and 1e126, and NaN or infinity cannot be stored at all, so a
-value that could not be written is refused here, by name, and never discovered by a write that
-comes after a paid ``CreateTrainingJob``.
+of at most 38 digits between 1e-130 and 1e126, and NaN or infinity cannot be stored at all
+(:mod:`spotline.config.numbers`, the rule the config schema applies too), so a value that could
+not be written is refused here, by name, and never discovered by a write that comes after a paid
+``CreateTrainingJob``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from spotline.adapters import aws
+from spotline.config.numbers import number_problem
 
 GSI1 = "gsi1"
 MAX_TEXT_BYTES = 64 * 1024
 MAX_ITEM_BYTES = 350 * 1024  # DynamoDB's item limit is 400 KB, names and overhead included
-_SMALLEST, _LARGEST = Decimal("1e-130"), Decimal("1e126")
 
 
 class ConditionFailed(Exception):
@@ -39,13 +39,9 @@ def check_storable(value: Any, path: str = "item") -> None:
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int | float | Decimal):
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UnstorableValue(f"{path}: {value!r} is not a finite number")
-        if number and not _SMALLEST <= abs(number) < _LARGEST:
-            raise UnstorableValue(f"{path}: {value!r} is outside what DynamoDB stores (1e-130 .. 1e126)")
-        if len(number.normalize().as_tuple().digits) > 38:
-            raise UnstorableValue(f"{path}: {value!r} has more than 38 significant digits")
+        problem = number_problem(value)
+        if problem is not None:
+            raise UnstorableValue(f"{path}: {value!r} {problem}")
         return
     if isinstance(value, str):
         if len(value.encode()) > MAX_TEXT_BYTES:
@@ -233,6 +229,7 @@ class LedgerTable:
         pk: str,
         sk_prefix: str = "",
         *,
+        sk_between: tuple[str, str] | None = None,
         index: str | None = None,
         limit: int | None = None,
         newest_first: bool = False,
@@ -240,15 +237,20 @@ class LedgerTable:
         filter_values: Mapping[str, Any] | None = None,
         projection: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
-        """Items under ``pk`` whose sort key starts with ``sk_prefix`` (every page, or ``limit``)."""
+        """Items under ``pk`` whose sort key starts with ``sk_prefix`` or lies within ``sk_between``
+        (every page, or ``limit`` items)."""
         pk_name, sk_name = ("gsi1pk", "gsi1sk") if index else ("pk", "sk")
-        names = {"#pk": pk_name, **({"#sk": sk_name} if sk_prefix else {})}
+        names = {"#pk": pk_name, **({"#sk": sk_name} if sk_prefix or sk_between else {})}
         values: dict[str, Any] = {":pk": pk, **({":sk": sk_prefix} if sk_prefix else {})}
+        key_condition = "#pk = :pk" + (" AND begins_with(#sk, :sk)" if sk_prefix else "")
+        if sk_between:
+            values.update({":lo": sk_between[0], ":hi": sk_between[1]})
+            key_condition += " AND #sk BETWEEN :lo AND :hi"
         for k, v in (filter_values or {}).items():
             (names if k.startswith("#") else values)[k] = v
         request: dict[str, Any] = {
             "TableName": self.name,
-            "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :sk)" if sk_prefix else ""),
+            "KeyConditionExpression": key_condition,
             "ScanIndexForward": not newest_first,
         }
         if filter_expression:

@@ -24,13 +24,15 @@ from typing import Any
 
 from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.notifier import Notifier
+from spotline.adapters.relaunch_queue import RelaunchQueue
 from spotline.adapters.training_jobs import JobAlreadyExists, TrainingJobs
 from spotline.domain.naming import job_name
 from spotline.domain.policy import RunPolicy
+from spotline.domain.retry import quota_backoff_s
 from spotline.domain.settings import Settings
 from spotline.domain.states import AttemptStatus, RunKind, RunStatus
 from spotline.ledger.notices import Notices
-from spotline.ledger.records import Attempt, InferencePart, RunSource
+from spotline.ledger.records import Attempt, InferencePart, NextAttempt, RunSource
 from spotline.ledger.runs import AttemptExists, RunLedger, TransitionRefused
 from spotline.ledger.table import UnstorableValue
 
@@ -59,6 +61,7 @@ class FirstAttemptLauncher:
     jobs: TrainingJobs
     notifier: Notifier
     bucket: DropBucket
+    relaunch_queue: RelaunchQueue
     clock: Callable[[], float] = time.time
 
     def claim(
@@ -140,6 +143,30 @@ class FirstAttemptLauncher:
         self.notices.of_run(run_id).send_once("failed", alert, now=now)
         with contextlib.suppress(TransitionRefused):
             self.ledger.fail_launch(run_id, reason=reason, now=now)
+
+    def wait_for_quota(self, run_id: str, policy: RunPolicy, reason: str) -> None:
+        """An account quota refused attempt 1: the run waits on the relaunch queue like any retry.
+
+        Quotas free up over minutes to hours, longer than an event's own retries last; the
+        relaunch function retries with the quota backoff and stops at the quota retry cap.
+        """
+        now = self.clock()
+        not_before = now + quota_backoff_s(policy, 0, run_id=run_id, attempt=1)
+        self.ledger.mark_retrying(
+            run_id,
+            NextAttempt(
+                attempt=1,
+                instance_type=policy.ladder[0],
+                spot=policy.spot,
+                not_before=int(not_before),
+                reason=reason,
+            ),
+            now=now,
+            expected=RunStatus.PENDING,
+            create_quota_hits=1,
+        )
+        self.relaunch_queue.send(run_id, 1, not_before=not_before, now=now)
+        logger.warning("quota reached for run %s: first attempt deferred", run_id, extra={"reason": reason})
 
     def release(self, run_id: str) -> None:
         """This invocation failed: give the launch lease up so that the retry takes over at once."""

@@ -3,14 +3,16 @@
 The flow, for one ``SageMaker Training Job State Change`` event:
 
 1. keep only spotline's jobs (``<prefix>-<run id>-aNN``) in a terminal status;
-2. find the run; an event of an older attempt than the run's is stale and ignored, one of a
-   newer attempt than the ledger knows (its relaunch has not recorded it yet) is retried later;
-   a run already settled for this attempt, with its notice sent, is a duplicate;
+2. find the run; a run the ledger does not know, still PENDING, or waiting for this very attempt
+   is caught up from the job itself (:mod:`spotline.runs.catch_up`: a launch or relaunch that died
+   after CreateTrainingJob never leaves a paid job unwatched); an event of an older attempt than
+   the run's is stale; a run already settled for this attempt, with its notice sent, is a duplicate;
 3. DescribeTrainingJob (events lack failure reasons and billable seconds) and record the
    attempt's outcome and seconds;
 4. classify (:mod:`spotline.domain.classify`) and act: publish, or plan a relaunch on the ladder
    (:mod:`spotline.domain.retry`) — the run goes RETRYING and a message waits on the relaunch delay
-   queue — or, when a cap stops the ladder, fail with an alert naming the cap.
+   queue — or, when a cap stops the ladder, fail with an alert naming the cap; a run a person
+   cancelled (its config deleted) is settled CANCELLED instead of relaunched.
 
 Every step is a conditional write or guarded by a notice, so redelivered events (SageMaker's
 and EventBridge's) create no second job and send no second message.
@@ -25,7 +27,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from spotline.adapters.relaunch_queue import RelaunchQueue
-from spotline.adapters.training_jobs import TrainingJobs
+from spotline.adapters.training_jobs import JobNotFound, TrainingJobs
 from spotline.domain.classify import TERMINAL_JOB_STATUSES, Action, Outcome, Rule, classify
 from spotline.domain.events import TrainingJobStateChange, parse_timestamp
 from spotline.domain.naming import parse_job_name
@@ -33,11 +35,12 @@ from spotline.domain.policy import RunPolicy
 from spotline.domain.retry import CapReached, plan_relaunch
 from spotline.domain.savings import spent_usd
 from spotline.domain.settings import Settings
-from spotline.domain.states import AttemptStatus, RunStatus
+from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import AttemptEnd, NextAttempt, Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
+from spotline.runs.catch_up import NotCatchable, RunCatchUp
 from spotline.runs.publish import RunPublisher, notice_for
 
 logger = logging.getLogger(__name__)
@@ -58,6 +61,15 @@ class EndedAttempt:
     attempt: int
     rule: Rule
     describe: Mapping[str, Any]
+
+
+def classify_ended(describe: Mapping[str, Any]) -> Rule:
+    """The rule DescribeTrainingJob's answer matches (:mod:`spotline.domain.classify`)."""
+    return classify(
+        str(describe.get("TrainingJobStatus")),
+        str(describe.get("SecondaryStatus") or ""),
+        str(describe.get("FailureReason") or ""),
+    )
 
 
 class RunNotCaughtUp(Exception):
@@ -87,6 +99,7 @@ class JobStateFlow:
     publisher: RunPublisher
     relaunch_queue: RelaunchQueue
     prices: Mapping[str, float]
+    catch_up: RunCatchUp
     clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
@@ -97,11 +110,25 @@ class JobStateFlow:
         if change.status not in TERMINAL_JOB_STATUSES:
             return StateOutcome("ignored", run_id, attempt, reason=f"status {change.status} is not terminal")
         run = self.ledger.get_run(run_id)
-        if run is None:
-            return StateOutcome("ignored", run_id, attempt, reason="no such run in the ledger")
+        describe: Mapping[str, Any] | None = None
+        if run is None or run.status == RunStatus.PENDING or attempt > run.attempt:
+            # The ledger is behind a job that exists (and is paid for): catch it up from the job.
+            try:
+                describe = self.jobs.describe(change.job_name)
+                origin = self.catch_up.origin(run_id, attempt, describe, change.tags)
+                run = self.catch_up.catch_up(run, origin)
+            except JobNotFound:
+                return StateOutcome("ignored", run_id, attempt, reason="SageMaker does not know this job")
+            except NotCatchable as e:
+                logger.error("job %s is not tracked: %s", change.job_name, e, extra={"run_id": run_id})
+                return StateOutcome("ignored", run_id, attempt, reason=str(e))
         if attempt < run.attempt:
             return StateOutcome("stale", run_id, attempt, reason=f"the run is at attempt {run.attempt}")
         if attempt > run.attempt or run.status == RunStatus.PENDING:
+            if run.status in TERMINAL_RUN_STATES and describe is not None:
+                self._record_attempt(run_id, attempt, describe, classify_ended(describe))
+                reason = f"the run was {run.status} before this attempt's job started; its cost is recorded"
+                return StateOutcome("stale", run_id, attempt, reason=reason)
             raise RunNotCaughtUp(
                 f"run {run_id} is {run.status} at attempt {run.attempt}; event for attempt {attempt}"
             )
@@ -110,12 +137,13 @@ class JobStateFlow:
             if self.notices.of_run(run_id).claimed(settled_notice):
                 return StateOutcome("duplicate", run_id, attempt, reason=f"run already {run.status}")
 
-        describe = self.jobs.describe(change.job_name)
+        if describe is None:
+            describe = self.jobs.describe(change.job_name)
         job_status = str(describe.get("TrainingJobStatus", change.status))
         if job_status not in TERMINAL_JOB_STATUSES:
             return StateOutcome("ignored", run_id, attempt, reason=f"DescribeTrainingJob says {job_status}")
         reason = str(describe.get("FailureReason") or "")
-        rule = classify(job_status, str(describe.get("SecondaryStatus") or ""), reason)
+        rule = classify_ended(describe)
         self._record_attempt(run_id, attempt, describe, rule)
         logger.info(
             "job %s ended: %s -> %s",
@@ -138,6 +166,8 @@ class JobStateFlow:
             )
         if action == Action.PUBLISH:
             return self._settle(ended, RunStatus.SUCCEEDED, "")
+        if run.cancel_reason and action not in (Action.CANCEL, Action.ALERT):
+            return self._settle(ended, RunStatus.CANCELLED, f"cancelled: {run.cancel_reason}")
         if action == Action.CANCEL:
             return self._settle(ended, RunStatus.CANCELLED, "stopped by a person")
         if action == Action.ALERT:

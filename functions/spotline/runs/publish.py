@@ -2,10 +2,13 @@
 
 :meth:`RunPublisher.finish` moves a run to a terminal state (a conditional write guarded by the
 attempt number), writes ``runs/<run-id>/report.json`` (attempts, final metrics, model artifact,
-Spot savings) and then sends one SNS message, one ``spotline`` event and the run's metrics,
-all inside one send-once notice (:mod:`spotline.ledger.notices`). Redelivered or concurrent
-events find the transition done and the notice claimed, and send nothing — no second message,
-no second metric. :meth:`RunPublisher.announce_retry` does the same for a relaunch.
+Spot savings) and its page ``report.html`` (:mod:`spotline.runs.report_page`), and then sends
+one SNS message, one ``spotline`` event and the run's metrics, all inside one send-once notice
+(:mod:`spotline.ledger.notices`). Redelivered or concurrent events find the transition done and
+the notice claimed, and send nothing — no second message, no second metric.
+:meth:`RunPublisher.announce_retry` does the same for a relaunch (the page then shows the run as
+it stands, interrupted attempt included). Every message carries the page's S3 URI and S3 console
+URL (``report_page``, ``report_console``).
 
 What a *completed* job publishes depends on the run's kind: the wiring plugs a
 :class:`CompletedPublisher` per kind in (a training run applies its promotion gate; an inference
@@ -32,6 +35,7 @@ from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
+from spotline.runs.report_page import RunPages, run_report_document
 
 logger = logging.getLogger(__name__)
 
@@ -96,19 +100,27 @@ class RunPublisher:
     bucket: DropBucket
     prices: Mapping[str, float]
     completed: Mapping[RunKind, CompletedPublisher]
+    run_pages: RunPages
     metrics: MetricsSink | None = None
     clock: Callable[[], float] = time.time
 
     def fail_waiting_run(self, run: Run, reason: str, cap: str | None) -> Settlement:
         """Settle a RETRYING run (its relaunch was refused) as FAILED, with an alert."""
+        return self._settle_waiting(run, RunStatus.FAILED, "RELAUNCH_REFUSED", reason, cap=cap or None)
+
+    def cancel_waiting_run(self, run: Run, reason: str, *, unless_relaunching: bool) -> Settlement:
+        """Settle a RETRYING run a person cancelled as CANCELLED, with an alert.
+
+        ``unless_relaunching``: not while a relaunch has claimed the next attempt (that relaunch
+        finishes, and the run is settled when the job it started ends).
+        """
+        return self._settle_waiting(
+            run, RunStatus.CANCELLED, "CANCELLED_WHILE_WAITING", reason, unless_relaunching=unless_relaunching
+        )
+
+    def _settle_waiting(self, run: Run, to: RunStatus, outcome: str, reason: str, **how: Any) -> Settlement:
         return self.finish(
-            run,
-            RunStatus.FAILED,
-            attempt=run.attempt,
-            outcome="RELAUNCH_REFUSED",
-            reason=reason,
-            cap=cap or None,
-            expected=RunStatus.RETRYING,
+            run, to, attempt=run.attempt, outcome=outcome, reason=reason, expected=RunStatus.RETRYING, **how
         )
 
     def finish(
@@ -122,6 +134,7 @@ class RunPublisher:
         cap: str | None = None,
         describe: Mapping[str, Any] | None = None,
         expected: RunStatus = RunStatus.RUNNING,
+        unless_relaunching: bool = False,
     ) -> Settlement:
         """Settle the run in ``to`` after ``attempt`` and publish it once."""
         run_id = run.run_id
@@ -136,6 +149,7 @@ class RunPublisher:
                 outcome=outcome,
                 reason=reason,
                 cap=cap,
+                unless_relaunching=unless_relaunching,
             )
         except TransitionRefused:
             current = self.ledger.get_run(run_id)
@@ -166,24 +180,21 @@ class RunPublisher:
             if to == RunStatus.SUCCEEDED
             else None
         )
-        report = {
-            "run_id": run_id,
-            "kind": run.kind.value,
-            "status": to.value,
-            "reason": reason,
-            "cap": cap,
-            "source": {"bucket": run.source.bucket, "key": run.source.key, "version": run.source.version},
-            "config_snapshot": run.config_key,
-            "created_at": run.created_at,
-            "finished_at": iso_utc(now),
-            "final_metrics": metrics,
-            "model_artifact": model_artifact,
-            "attempts": [a.view() for a in attempts],
-            "savings": savings.to_dict(),
-            "results": dict(results),
-        }
+        report = run_report_document(
+            run,
+            to,
+            attempts,
+            savings,
+            reason=reason,
+            cap=cap,
+            final_metrics=metrics,
+            model_artifact=model_artifact,
+            results=results,
+            finished_at=iso_utc(now),
+        )
         report_key = layout.run_report_key(run_id)
         self.bucket.put_json(report_key, report)
+        self.run_pages.write(run, report, now=now)
 
         body = {
             "run_id": run_id,
@@ -199,8 +210,9 @@ class RunPublisher:
             "savings": _savings_summary(savings),
             "results": results,
             "report": self.bucket.uri(report_key),
+            **self.run_pages.links(run_id),
         }
-        self._announce(
+        sent = self._announce(
             run,
             to,
             notice,
@@ -208,19 +220,30 @@ class RunPublisher:
             body,
             after_send=lambda: self._emit_metrics(to, savings, len(attempts)),
         )
-        return Settlement("settled", to, report_key, savings, results)
+        # A concurrent delivery that got this far too finds the notice claimed: it sent nothing.
+        return Settlement("settled" if sent else "duplicate", to, report_key, savings, results)
 
     def announce_retry(self, run: Run, *, next_attempt: int, body: Mapping[str, Any]) -> bool:
-        """The one "retrying" message of a relaunch; False if it was already sent."""
+        """The one "retrying" message of a relaunch, with the run's page as it stands; False if sent."""
         notice = notice_for(RunStatus.RETRYING, next_attempt)
         subject = f"spotline: {run.label} retrying (attempt {next_attempt})"
+
+        def write_page() -> None:
+            attempts = self.ledger.attempts(run.run_id)
+            savings = run_savings(attempts, self.prices, run.policy.instance_count if run.policy else 1)
+            report = run_report_document(
+                run, RunStatus.RETRYING, attempts, savings, reason=str(body.get("reason") or "")
+            )
+            self.run_pages.write(run, report, now=self.clock())
+
         return self._announce(
             run,
             RunStatus.RETRYING,
             notice,
             subject,
-            {"run_id": run.run_id, **body},
+            {"run_id": run.run_id, **body, **self.run_pages.links(run.run_id)},
             after_send=self._count_relaunch,
+            before_send=write_page,
         )
 
     def _announce(
@@ -232,8 +255,11 @@ class RunPublisher:
         body: Mapping[str, Any],
         *,
         after_send: Callable[[], None],
+        before_send: Callable[[], None] | None = None,
     ) -> bool:
         def send() -> None:
+            if before_send is not None:
+                before_send()
             if not (run.kind == RunKind.INFERENCE and status == RunStatus.SUCCEEDED):  # the batch has its own
                 self.notifier.publish(
                     subject,

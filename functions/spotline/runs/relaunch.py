@@ -7,7 +7,9 @@ hours cost a few messages, not billed sleep. When the time has come it builds at
 the run's first request (same ``CheckpointConfig.S3Uri``, so the container resumes; the next
 deterministic name ``…-aNN``; the planned rung) and creates it. A job name already taken means a
 previous delivery launched it. A quota refusal at CreateTrainingJob waits longer and does not
-use an attempt.
+use an attempt. A run a person cancelled while it waited is settled CANCELLED and gets no job:
+the relaunch claims its attempt in the ledger before the create, and a cancel waits for a claimed
+relaunch (:meth:`spotline.ledger.runs.RunLedger.claim_relaunch`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RelaunchOutcome:
-    """launched, deferred, duplicate, ignored or failed."""
+    """launched, deferred, duplicate, ignored, cancelled or failed."""
 
     action: str
     run_id: str
@@ -87,6 +89,16 @@ class Relauncher:
             max_wait=run.policy.max_wait_s,
         )
         name = str(job_request["TrainingJobName"])
+        if run.cancel_reason is not None and not self.jobs.exists(name):
+            return self._cancelled(run, attempt)
+        try:  # from here a cancel waits for this relaunch: no job is created for a cancelled run
+            self.ledger.claim_relaunch(run_id, attempt, now=now)
+        except TransitionRefused:
+            current = self.ledger.get_run(run_id)
+            if current is not None and current.cancel_reason is not None and not self.jobs.exists(name):
+                return self._cancelled(current, attempt)
+            if current is None or current.status != RunStatus.RETRYING:
+                return RelaunchOutcome("ignored", run_id, attempt, reason="the run moved on")
         with contextlib.suppress(AttemptExists):  # an earlier delivery got this far
             self.ledger.record_attempt(
                 Attempt(
@@ -125,6 +137,12 @@ class Relauncher:
             extra={"run_id": run_id, "attempt": attempt},
         )
         return RelaunchOutcome("launched", run_id, attempt, name)
+
+    def _cancelled(self, run: Run, attempt: int) -> RelaunchOutcome:
+        """A person cancelled the run while it waited, and its next job does not exist: settle it."""
+        reason = f"cancelled: {run.cancel_reason}"
+        self.publisher.cancel_waiting_run(run, reason, unless_relaunching=False)
+        return RelaunchOutcome("cancelled", run.run_id, attempt, reason=reason)
 
     def _quota_deferral(self, run: Run, policy: RunPolicy, attempt: int, reason: str) -> RelaunchOutcome:
         """CreateTrainingJob hit a quota: the same attempt waits longer (no attempt is used)."""

@@ -18,11 +18,11 @@ that the event is retried and, in the end, lands in the function's dead-letter q
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from spotline.adapters.drop_bucket import ObjectMissing, ObjectTooLarge
-from spotline.adapters.relaunch_queue import RelaunchQueue
 from spotline.adapters.training_jobs import JobRequestRejected
 from spotline.config import ConfigError, Issue, RunConfig, ValidationContext, parse_run_config
 from spotline.domain import layout
@@ -30,10 +30,10 @@ from spotline.domain.events import ObjectCreated
 from spotline.domain.naming import job_name, run_id_for_object
 from spotline.domain.policy import RunPolicy
 from spotline.domain.requests import training_request
-from spotline.domain.retry import quota_backoff_s
 from spotline.domain.states import RunKind, RunStatus
-from spotline.ledger.records import NextAttempt, RunSource
+from spotline.ledger.records import RunSource
 from spotline.ledger.runs import TransitionRefused
+from spotline.reports.links import console_url
 from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress, LaunchNotRecordable
 from spotline.runs.publish import NOTICE_KIND
 from spotline.training.data_check import data_issues
@@ -41,6 +41,36 @@ from spotline.training.data_check import data_issues
 logger = logging.getLogger(__name__)
 
 __all__ = ["LaunchInProgress", "LaunchOutcome", "TrainingLauncher"]
+
+
+# rejection.json lists this many issues at most (and counts the rest), each field cut to a length:
+# a file of thousands of bad values gets a report of bounded size, and an alert that fits.
+MAX_REPORTED_ISSUES = 1_000
+MAX_ISSUE_FIELD_CHARS = 500
+# The run item, the logs and the function's answer keep the first few issues only.
+MAX_SUMMARIZED_ISSUES = 20
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ISSUE_FIELD_CHARS else text[: MAX_ISSUE_FIELD_CHARS - 3] + "..."
+
+
+def issue_entry(issue: Issue) -> dict[str, str]:
+    """One issue as rejection.json lists it: key, value, what was expected, the sentence."""
+    return {
+        "key": _cut(issue.path),
+        "value": _cut(repr(issue.value)),
+        "expected": _cut(issue.expected),
+        "message": _cut(str(issue)),
+    }
+
+
+def issues_summary(issues: list[Issue]) -> list[str]:
+    """The first issues as sentences, and how many more there are."""
+    shown = [_cut(str(i)) for i in issues[:MAX_SUMMARIZED_ISSUES]]
+    if len(issues) > len(shown):
+        shown.append(f"... and {len(issues) - len(shown)} more (see rejection.json)")
+    return shown
 
 
 @dataclass(frozen=True)
@@ -57,13 +87,16 @@ class LaunchOutcome:
 class TrainingLauncher(FirstAttemptLauncher):
     """Turns config objects into training runs."""
 
-    relaunch_queue: RelaunchQueue
+    prices: Mapping[str, float]
 
     @property
     def context(self) -> ValidationContext:
         """What the deployment allows a config to name (its data buckets)."""
         return ValidationContext(
-            drop_bucket=self.settings.bucket, extra_data_buckets=self.settings.extra_data_buckets
+            drop_bucket=self.settings.bucket,
+            extra_data_buckets=self.settings.extra_data_buckets,
+            priced_instance_types=frozenset(self.prices),
+            dropped_config=True,
         )
 
     def launch_from_object(self, obj: ObjectCreated) -> LaunchOutcome:
@@ -90,7 +123,7 @@ class TrainingLauncher(FirstAttemptLauncher):
                     raise ConfigError(missing)
             except ConfigError as e:
                 self._reject(run_id, obj, e.issues)
-                return LaunchOutcome("rejected", run_id, None, "; ".join(str(i) for i in e.issues))
+                return LaunchOutcome("rejected", run_id, None, "; ".join(issues_summary(e.issues)))
             return self._launch(run_id, obj, data, config)
         except Exception:
             self.release(run_id)
@@ -115,31 +148,36 @@ class TrainingLauncher(FirstAttemptLauncher):
 
     def _reject(self, run_id: str, obj: ObjectCreated, issues: list[Issue]) -> None:
         now = self.clock()
-        errors = [
-            {"key": i.path, "value": repr(i.value), "expected": i.expected, "message": str(i)} for i in issues
-        ]
+        errors = [issue_entry(i) for i in issues[:MAX_REPORTED_ISSUES]]
         report = {
             "run_id": run_id,
             "status": RunStatus.REJECTED.value,
             "source": {"bucket": obj.bucket, "key": obj.key, "version": obj.version_or_etag},
+            "errors_total": len(issues),
+            "errors_not_shown": len(issues) - len(errors),
             "errors": errors,
         }
         report_key = layout.run_rejection_key(run_id)
         self.bucket.put_json(report_key, report)
         count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
         subject = f"spotline: {obj.key} rejected ({count})"
-        alert_body = {**report, "report": self.bucket.uri(report_key)}
+        alert_body = {
+            **report,
+            "report": self.bucket.uri(report_key),
+            "report_console": console_url(self.bucket.name, report_key, self.settings.region),
+        }
         self.notices.of_run(run_id).send_once(
             "rejected",
             lambda: self._alert(run_id, subject, alert_body, RunStatus.REJECTED),
             now=now,
         )
         # Settled only once the alert is out: a failed alert leaves the run PENDING for the retry.
+        summary = issues_summary(issues)
         try:
-            self.ledger.reject(run_id, errors=[e["message"] for e in errors], report_key=report_key, now=now)
+            self.ledger.reject(run_id, errors=summary, report_key=report_key, now=now)
         except TransitionRefused:
             logger.info("run %s was already settled by another invocation", run_id)
-        logger.warning("config %s rejected: %s", obj.key, "; ".join(e["message"] for e in errors))
+        logger.warning("config %s rejected: %s", obj.key, "; ".join(summary))
 
     def _launch(self, run_id: str, obj: ObjectCreated, data: bytes, config: RunConfig) -> LaunchOutcome:
         config_key = layout.run_config_key(run_id)
@@ -155,7 +193,7 @@ class TrainingLauncher(FirstAttemptLauncher):
             self._reject(run_id, obj, [issue])
             return LaunchOutcome("rejected", run_id, None, str(issue))
         except JobRequestRejected as e:
-            return self._refused_by_sagemaker(run_id, obj, e, policy=policy, config=config)
+            return self._refused_by_sagemaker(run_id, obj, e, policy=policy)
         logger.info("launched %s for %s", name, obj.key, extra={"run_id": run_id, "job_name": name})
         return LaunchOutcome("launched", run_id, name)
 
@@ -166,11 +204,12 @@ class TrainingLauncher(FirstAttemptLauncher):
         error: JobRequestRejected,
         *,
         policy: RunPolicy,
-        config: RunConfig,
     ) -> LaunchOutcome:
         """SageMaker refused a request our schema accepted (an instance type the account lacks, a quota)."""
         if error.code == "ResourceLimitExceeded":
-            return self._wait_for_quota(run_id, policy, config, str(error))
+            self.wait_for_quota(run_id, policy, str(error))
+            name = job_name(self.settings.job_prefix, run_id, 1)
+            return LaunchOutcome("deferred", run_id, name, str(error))
         self.fail(
             run_id,
             str(error),
@@ -182,32 +221,6 @@ class TrainingLauncher(FirstAttemptLauncher):
             ),
         )
         return LaunchOutcome("rejected", run_id, None, str(error))
-
-    def _wait_for_quota(
-        self, run_id: str, policy: RunPolicy, config: RunConfig, reason: str
-    ) -> LaunchOutcome:
-        """An account quota refused the first job: the run waits on the relaunch queue like any retry.
-
-        Quotas free up over minutes to hours, longer than the event's own retries last.
-        """
-        now = self.clock()
-        not_before = now + quota_backoff_s(policy, 0, run_id=run_id, attempt=1)
-        self.ledger.mark_retrying(
-            run_id,
-            NextAttempt(
-                attempt=1,
-                instance_type=config.job.instance_type,
-                spot=config.job.spot,
-                not_before=int(not_before),
-                reason=reason,
-            ),
-            now=now,
-            expected=RunStatus.PENDING,
-            create_quota_hits=1,
-        )
-        self.relaunch_queue.send(run_id, 1, not_before=not_before, now=now)
-        logger.warning("quota reached for run %s: first attempt deferred", run_id, extra={"reason": reason})
-        return LaunchOutcome("deferred", run_id, job_name(self.settings.job_prefix, run_id, 1), reason)
 
     def _alert(self, run_id: str, subject: str, body: dict[str, Any], status: RunStatus) -> None:
         self.notifier.publish(subject, body, {"kind": NOTICE_KIND, "status": status.value, "run_id": run_id})

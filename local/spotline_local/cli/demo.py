@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from spotline.domain.savings import RunSavings
 from spotline.domain.states import TERMINAL_RUN_STATES, RunKind, RunStatus
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
 from spotline.metric_names import TRAIN_THROUGHPUT
+from spotline.runs.report_page import RunPages
 from spotline_local.faults import Fault
 from spotline_local.owned_folder import ForeignFolder, OwnedFolder, claim
 from spotline_local.progress import DEFAULT_STALL_S, Stalled, wait_for_progress
@@ -55,13 +55,15 @@ class Summary:
     resumed_at: int | None = None
     map50: float | None = None
     promoted: bool = False
-    savings: RunSavings | None = None
+    savings: str = ""
+    money: dict[str, Any] = field(default_factory=dict)
     inference_run: str = ""
     images: int = 0
     images_with_defects: int = 0
     detections: dict[str, int] = field(default_factory=dict)
     alerts: list[str] = field(default_factory=list)
     pictures: list[Path] = field(default_factory=list)
+    pages: list[Path] = field(default_factory=list)
 
 
 class Progress:
@@ -129,9 +131,8 @@ def run_demo(out_dir: Path, workdir: Path, stall_s: float = DEFAULT_STALL_S) -> 
     except ForeignFolder as e:
         raise DemoRefused(f"{e}: choose another --workdir") from e
     except StackRunning as e:
-        raise DemoRefused(
-            f"{e}; wait for it or stop it with `spotline local down --workdir {workdir}`"
-        ) from e
+        hint = f"wait for it, or stop it with `spotline local down --workdir {workdir}`"
+        raise DemoRefused(f"{e}; {hint}") from e
     except KeyboardInterrupt:
         progress.say("interrupted: stopping the local stack and its jobs")
         raise
@@ -196,7 +197,7 @@ def _story(stack: LocalStack, progress: Progress, output: OwnedFolder, stall_s: 
     summary.attempts = runs.attempts(summary.run_id)
     if len(summary.attempts) < 2:
         raise DemoFailed("the run finished without the relaunch the demo is about")
-    summary.resumed_at = _resumed_at(stack, summary.attempts[-1].job_name)
+    summary.resumed_at = _resumed_at(stack, final, summary.attempts[-1].attempt)
     if not summary.resumed_at:
         raise DemoFailed("the relaunched attempt started from iteration 0, not from the checkpoint")
     progress.say(
@@ -236,8 +237,10 @@ def _story(stack: LocalStack, progress: Progress, output: OwnedFolder, stall_s: 
     progress.say(f"inference: {summary.images} images, {summary.images_with_defects} with defects")
 
     with output.publish() as staging:  # the previous results stay until these are complete
-        pictures = _pictures(stack, summary, predictions, Path(data["unlabelled"]), staging)
+        pictures = _pictures(predictions, Path(data["unlabelled"]), staging)
+        summary.savings, pages, summary.money = _pages(stack, runs, summary, staging, waits)
         summary.pictures = [output.path / p.name for p in pictures]
+        summary.pages = [output.path / p.name for p in pages]
         (staging / "summary.json").write_text(json.dumps(_summary_json(summary), indent=2))
     return summary
 
@@ -279,11 +282,17 @@ def _job_printer(progress: Progress) -> Callable[[dict[str, Any]], None]:
     return show
 
 
-def _resumed_at(stack: LocalStack, job_name: str) -> int | None:
-    from spotline_local.cli.report_plot import attempt_curves
+def _run_pages(stack: LocalStack) -> RunPages:
+    from spotline.adapters.drop_bucket import DropBucket
+    from spotline.domain.settings import Settings
 
-    curves = attempt_curves(stack.clients("logs"), [job_name])
-    return curves[0].resumed_at if curves else None
+    settings = Settings.from_env(stack.environment())
+    return RunPages(settings, DropBucket(settings, stack.clients("s3")))
+
+
+def _resumed_at(stack: LocalStack, run: Run, attempt: int) -> int | None:
+    """The iteration ``attempt`` started from, as its start mark in the run's metrics file says."""
+    return _run_pages(stack).curves(run).resumed_at(attempt)
 
 
 def _promotion(stack: LocalStack, summary: Summary) -> tuple[float, bool]:
@@ -324,13 +333,49 @@ def _predictions(stack: LocalStack, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _pictures(
-    stack: LocalStack, summary: Summary, predictions: list[dict[str, Any]], images: Path, out_dir: Path
-) -> list[Path]:
-    from PIL import Image, ImageDraw, ImageFont
+def _pages(
+    stack: LocalStack, runs: RunLedger, summary: Summary, out_dir: Path, waits: Waits
+) -> tuple[str, list[Path], dict[str, Any]]:
+    """The two pages (the run's, the batch's) copied into ``out_dir``, the run's savings sentence and
+    its money as numbers.
 
-    from spotline_local.cli.ledger_view import run_view, savings_text
-    from spotline_local.cli.report_plot import attempt_curves, plot_run
+    The sentence is worded from the run's report.json by the pages' own code: the summary and the
+    page cannot disagree.
+    """
+    from spotline.domain import layout
+    from spotline.reports.page import savings_sentence
+    from spotline_local.cli.pages import fetch_page, page_key
+    from spotline_local.cli.targets import local_target
+
+    s3, bucket = stack.clients("s3"), stack.bucket
+
+    def written(key: str) -> Callable[[], bool | None]:
+        return lambda: True if s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount") else None
+
+    target = local_target(stack.workdir)
+    pages = []
+    for run_id in (summary.run_id, summary.inference_run):
+        run = runs.get_run(run_id)
+        if run is None:
+            raise DemoFailed(f"run {run_id} vanished from the ledger")
+        waits.until(f"the page of {run_id}", written(page_key(run)))
+        pages.append(fetch_page(target, runs, run, out_dir).path)
+    report = json.loads(
+        s3.get_object(Bucket=bucket, Key=layout.run_report_key(summary.run_id))["Body"].read()
+    )
+    savings = report["savings"]
+    money = {
+        "cost_usd": savings.get("estimated_cost_usd"),
+        "on_demand_usd": savings.get("on_demand_usd"),
+        "saved_usd": savings.get("savings_usd"),
+        "saved_percent": savings.get("savings_pct"),
+        "estimate": True,
+    }
+    return savings_sentence(savings), pages, money
+
+
+def _pictures(predictions: list[dict[str, Any]], images: Path, out_dir: Path) -> list[Path]:
+    from PIL import Image, ImageDraw, ImageFont
 
     colors = {"missing_fastener": (255, 200, 0), "rail_crack": (255, 60, 60), "surface_squat": (60, 160, 255)}
     pictures = []
@@ -353,24 +398,6 @@ def _pictures(
         path = out_dir / f"detections-{Path(name).stem}.png"
         image.save(path)
         pictures.append(path)
-    runs = _ledger(stack)
-    run = runs.get_run(summary.run_id)
-    if run is None:
-        raise DemoFailed(f"run {summary.run_id} vanished from the ledger")
-    view = run_view(runs, run)
-    summary.savings = view.savings
-    names = [a.job_name for a in view.attempts]
-    curves = attempt_curves(stack.clients("logs"), names)
-    interrupted = [max((s for s, _ in c.points.get("train/loss", [])), default=0) for c in curves[:-1]]
-    pictures.append(
-        plot_run(
-            out_dir / "training-curve.png",
-            title=f"rail-demo: {len(names)} attempts, resumed at iteration {summary.resumed_at}",
-            curves=curves,
-            savings_line=f"{savings_text(view.savings)} (an estimate)",
-            interrupted_at=interrupted,
-        )
-    )
     return pictures
 
 
@@ -384,26 +411,14 @@ def _summary_json(s: Summary) -> dict[str, Any]:
         "resumed_at_iteration": s.resumed_at,
         "val_map50": s.map50,
         "promoted": s.promoted,
-        "money": _money(s.savings),
+        "money": s.money,  # USD, numbers: an estimate from list prices
         "inference_run": s.inference_run,
         "images": s.images,
         "images_with_defects": s.images_with_defects,
         "detections_per_class": s.detections,
         "alerts": s.alerts,
         "pictures": [p.name for p in s.pictures],
-    }
-
-
-def _money(s: RunSavings | None) -> dict[str, Any] | None:
-    """The run's money as numbers (USD, an estimate from list prices)."""
-    if s is None:
-        return None
-    return {
-        "cost_usd": s.estimated_cost_usd,
-        "on_demand_usd": s.on_demand_usd,
-        "saved_usd": s.savings_usd,
-        "saved_percent": s.savings_pct,
-        "estimate": True,
+        "pages": [p.name for p in s.pages],
     }
 
 
@@ -422,7 +437,7 @@ def _print_summary(s: Summary, progress: Progress) -> None:
     lines += [
         f"  resumed at         iteration {s.resumed_at} (from the interrupted attempt's checkpoint)",
         f"  validation mAP@0.5 {s.map50:.3f}" + (" - promoted" if s.promoted else ""),
-        f"  money              {s.savings.sentence() if s.savings else '-'} (an estimate)",
+        f"  money              {s.savings} (an estimate)",
         f"  inference run      {s.inference_run}: {s.images} images, {s.images_with_defects} with defects "
         f"({', '.join(f'{k} {v}' for k, v in sorted(s.detections.items())) or 'none'})",
         "  alerts             " + ("\n                     ".join(s.alerts) or "none"),
@@ -430,5 +445,7 @@ def _print_summary(s: Summary, progress: Progress) -> None:
         if s.pictures
         else "  pictures           none",
         f"  total time         {time.time() - progress.t0:.0f} s",
+        f"  batch report       {s.pages[1] if len(s.pages) > 1 else '-'}",
+        f"  run report         {s.pages[0] if s.pages else '-'}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotline.domain.prices import price_table
-from spotline.domain.savings import RunSavings, run_savings, usd
+from spotline.domain.savings import RunSavings, run_savings
 from spotline.ledger.models import Models
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
@@ -59,11 +59,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def savings_text(s: RunSavings) -> str:
     """The cost sentence of a run (an estimate), or "-" before any billable time."""
-    return s.sentence() if s.training_s else "-"
+    from spotline.reports.page import savings_sentence
+
+    return savings_sentence(s.to_dict()) if s.training_s else "-"
 
 
 def money_columns(s: RunSavings) -> tuple[str, str]:
     """The runs table's COST and SAVED VS ON-DEMAND cells: ``$0.0077``, ``$0.0179 (70 %)``."""
+    from spotline.reports.page import usd
+
     if not s.training_s:
         return "-", "-"
     return usd(s.estimated_cost_usd), f"{usd(s.savings_usd)} ({s.savings_pct:.0f} %)"

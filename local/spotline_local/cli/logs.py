@@ -14,10 +14,11 @@ from typing import Any
 from spotline_local.cli.console import aws_call, out
 from spotline_local.cli.targets import CliError, resolve_target
 
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # where SageMaker writes every training job's output
+
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from spotline_local.cli.ledger_view import ledger
-    from spotline_local.cli.report_plot import job_log_lines
 
     target = resolve_target(args.stack, args.workdir)
     runs = ledger(target.table, target.client("dynamodb"))
@@ -45,6 +46,31 @@ def cmd_logs(args: argparse.Namespace) -> int:
         for line in lines:
             out(line)
     return 0
+
+
+def job_log_lines(logs: Any, job_name: str) -> list[str]:
+    """Every line of the job's log streams (``<job name>/...``), oldest first."""
+    lines: list[str] = []
+    try:
+        streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")
+    except logs.exceptions.ResourceNotFoundException:
+        return lines
+    for stream in streams.get("logStreams", []):
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "logGroupName": LOG_GROUP,
+                "logStreamName": stream["logStreamName"],
+                "startFromHead": True,
+            }
+            if token:
+                kwargs["nextToken"] = token
+            page = logs.get_log_events(**kwargs)
+            lines.extend(e["message"] for e in page.get("events", []))
+            if not page.get("events") or page.get("nextForwardToken") == token:
+                break
+            token = page.get("nextForwardToken")
+    return lines
 
 
 def register(sub: Any, with_target: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -1,4 +1,4 @@
-"""``spotline``: run the local stack, validate and submit configs, follow runs, draw reports, the demo.
+"""``spotline``: run the local stack, validate and submit configs, follow runs, fetch reports, the demo.
 
 A user's mistake (a bad config, no stack running, a wrong run id) prints one line and a hint and
 exits 2; a failed check exits 1.
@@ -107,6 +107,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     target = resolve_target(args.stack, args.workdir)
     dynamodb = target.client("dynamodb")
     runs = ledger(target.table, dynamodb)
+    if args.watch:
+        return _watch(target, runs, args.run)
     if args.run:
         run = _aws(lambda: runs.get_run(args.run))
         if run is None:
@@ -118,33 +120,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(target: Target, runs: Any, only: str | None) -> int:
+    from rich.console import Console
+
+    from spotline.adapters.drop_bucket import DropBucket
+    from spotline.runs.report_page import RunPages
+    from spotline_local.cli.live import watch
+    from spotline_local.cli.pages import target_settings
+
+    settings = target_settings(target)
+    pages = RunPages(settings, DropBucket(settings, target.client("s3")))
+    return int(_aws(lambda: watch(runs, pages.curves, console=Console(), only=only)))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from spotline.domain.states import AttemptStatus
-    from spotline_local.cli.ledger_view import ledger, run_view, savings_text
-    from spotline_local.cli.report_plot import attempt_curves, plot_run
+    from spotline.adapters.drop_bucket import ObjectMissing
+    from spotline_local.cli.ledger_view import ledger
+    from spotline_local.cli.pages import fetch_page, open_page
 
     target = resolve_target(args.stack, args.workdir)
     runs = ledger(target.table, target.client("dynamodb"))
     run = _aws(lambda: runs.get_run(args.run))
     if run is None:
         raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs")
-    view = run_view(runs, run)
-    names = [a.job_name for a in view.attempts]
-    curves = _aws(lambda: attempt_curves(target.client("logs"), names))
-    interrupted = [
-        max((s for s, _ in c.points.get("train/loss", [])), default=0)
-        for c, a in zip(curves, view.attempts, strict=False)
-        if a.status == AttemptStatus.INTERRUPTED
-    ]
-    out = args.out or Path(f"{args.run}.png")
-    plot_run(
-        out,
-        title=f"{args.run} - {run.status.value} after {len(view.attempts)} attempt(s)",
-        curves=curves,
-        savings_line=f"Spot savings {savings_text(view.savings)} (estimate)",
-        interrupted_at=[s for s in interrupted if s],
+    try:
+        page = _aws(lambda: fetch_page(target, runs, run, args.out))
+    except ObjectMissing as e:
+        raise CliError(f"{e} is not written yet", "its batch has not completed: try again later") from e
+    how = (
+        "rendered now (the run is still going)"
+        if page.fresh
+        else f"fetched from s3://{target.bucket}/{page.key}"
     )
-    _out(f"wrote {out}")
+    _out(f"wrote {page.path} - {how}")
+    if args.open and not open_page(page.path):
+        _out(f"no browser to show it here: open {page.path.resolve()}")
     return 0
 
 
@@ -193,12 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="runs, attempts, instance types, outcomes and savings")
     status.add_argument("run", nargs="?")
     status.add_argument("--limit", type=int, default=20)
+    status.add_argument(
+        "--watch", action="store_true", help="progress bars of the active runs, refreshed until they settle"
+    )
     with_target(status)
     status.set_defaults(func=cmd_status)
 
-    report = sub.add_parser("report", help="a run's training curves and savings as a PNG")
+    report = sub.add_parser("report", help="a run's report.html (its batch's, for an inference run)")
     report.add_argument("run")
-    report.add_argument("--out", type=Path, help="PNG path (default: RUN.png)")
+    report.add_argument(
+        "--out", type=Path, default=Path(".spotline/reports"), help="folder (the bucket's layout inside)"
+    )
+    report.add_argument("--open", action="store_true", help="open it in a browser, where one can be shown")
     with_target(report)
     report.set_defaults(func=cmd_report)
 

@@ -12,6 +12,7 @@ from spotline_local.running_stacks import recorded_workdirs
 if TYPE_CHECKING:
     from spotline.wiring import Wiring
 from spotline_local.stack import STATE_FILE, read_state
+from spotline_local.template import REGION
 
 
 class CliError(Exception):
@@ -46,6 +47,19 @@ class Target:
         except SettingsError as e:
             raise CliError(f"the {self.label} does not say how its functions are set up: {e}") from e
         return Wiring(settings, clients=self.client)
+
+    @property
+    def is_local(self) -> bool:
+        """The local stack (its Spot market is emulated), not a deployed one."""
+        return bool(self.endpoints)
+
+    @property
+    def region(self) -> str:
+        if self.endpoints:
+            return self.endpoints.get("AWS_DEFAULT_REGION", REGION)
+        import boto3
+
+        return boto3.session.Session().region_name or "us-east-1"
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
