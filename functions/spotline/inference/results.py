@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
 MAX_LISTED_IN_MESSAGE = 100
+MAX_LISTED_SKIPPED = 100  # summary.json lists this many skipped files of the folder, and counts them all
 # The job's model.tar.gz is read into the job-state function's memory (512 MB): bounded, as are
 # its members (a tar is walked member by member: count and declared bytes cap the work).
 MAX_ARCHIVE_BYTES = 128 * 1024 * 1024
@@ -180,6 +181,7 @@ class InferenceCompleted:
                 "completed_at": iso_utc(self.clock()),
             }
         )
+        summary["skipped"] = self.batches.skipped_files(batch, limit=MAX_LISTED_SKIPPED).view()
         worst = sorted((line for line in lines if line.get("detections")), key=worst_score, reverse=True)
         previews = write_previews(self.bucket, batch, prefix, worst)
         summary["previews"] = [self.bucket.uri(k) for k in previews]
@@ -202,7 +204,8 @@ class InferenceCompleted:
         batch, generation = str(summary["batch"]), int(summary["generation"])
         listed = list(summary["defect_images"])[:MAX_LISTED_IN_MESSAGE]
         body = {
-            **{k: v for k, v in summary.items() if k not in ("defect_images", "unreadable")},
+            **{k: v for k, v in summary.items() if k not in ("defect_images", "unreadable", "skipped")},
+            "skipped_files": summary.get("skipped", {}).get("count", 0),  # listed in summary.json
             "defect_images": listed,
             "defect_images_listed": f"{len(listed)} of {summary['images_with_defects']}",
             "summary": self.bucket.uri(prefix + SUMMARY_FILE),

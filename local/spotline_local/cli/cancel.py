@@ -16,7 +16,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     target = resolve_target(args.stack, args.workdir)
     canceller = target.wiring().canceller
     try:
-        outcome = aws_call(lambda: canceller.cancel(args.run))
+        outcome = aws_call(lambda: canceller.cancel(args.run, reason="cancelled by a person", stop_job=True))
     except RunNotFound as e:
         raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs") from e
     if outcome.action == "stopping":

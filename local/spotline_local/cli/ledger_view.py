@@ -8,10 +8,13 @@ from typing import Any
 
 from spotline.domain.prices import price_table
 from spotline.domain.savings import RunSavings, run_savings
+from spotline.domain.states import RunStatus
 from spotline.ledger.models import Models
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+
+MAX_ERRORS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,16 @@ class RunView:
 
     @property
     def outcome(self) -> str:
-        return self.run.outcome or (self.attempts[-1].outcome if self.attempts else None) or "-"
+        """How it ended, with what a person must know first: a failed gate, the first rejection."""
+        run = self.run
+        if run.status == RunStatus.REJECTED and run.errors:
+            count = len(run.errors)
+            first = run.errors[0] if len(run.errors[0]) <= 70 else run.errors[0][:67] + "..."
+            return f"{count} problem{'s' if count != 1 else ''}: {first}"
+        outcome = run.outcome or (self.attempts[-1].outcome if self.attempts else None) or "-"
+        if run.promotion and run.promotion.startswith("not promoted"):
+            return f"{outcome}, not promoted"
+        return outcome
 
 
 def ledger(table: str, dynamodb: Any) -> RunLedger:
@@ -117,6 +129,13 @@ def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
             ],
         ),
     ]
+    if run.errors:
+        shown = run.errors[:MAX_ERRORS_SHOWN]
+        more = len(run.errors) - len(shown)
+        lines += ["", f"errors     {len(run.errors)} - nothing was started:"]
+        lines += [f"  - {e}" for e in shown] + ([f"  ... and {more} more"] if more else [])
+    if run.promotion and not run.promotion.startswith("promoted"):
+        lines += ["", f"promotion  {run.promotion}: inference keeps the model it had"]
     if dynamodb_table is not None:
         model = Models(dynamodb_table).promoted()
         if model and model.run_id == view.run_id:
