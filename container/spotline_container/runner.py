@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,13 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s",
+        format=f"%(asctime)s.%(msecs)03dZ %(levelname)s {where}%(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",  # ISO 8601 UTC, as every time spotline writes
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        if handler.formatter is not None:
+            handler.formatter.converter = time.gmtime
     metrics = logging.getLogger("spotline.metrics")
     metrics.handlers.clear()
     handler = logging.StreamHandler(sys.stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -56,11 +57,20 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
-def install_stop_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread, so every command's
-    ``finally`` clean-up runs (the stack stops, its processes end) whichever way it is stopped."""
-    for stop in STOP_SIGNALS:
-        signal.signal(stop, _raise_interrupted)
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread, so
+    every command's ``finally`` clean-up runs (the stack stops, its processes end) whichever way it
+    is stopped; the previous handlers come back after it."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 @contextmanager
@@ -71,6 +81,9 @@ def stop_requests() -> Iterator[dict[str, int]]:
     def request(signum: int, frame: Any) -> None:
         flags.setdefault("signum", signum)
 
+    if threading.current_thread() is not threading.main_thread():
+        yield flags
+        return
     previous = {s: signal.signal(s, request) for s in STOP_SIGNALS}
     try:
         yield flags

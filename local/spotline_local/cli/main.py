@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from spotline_local.cli import alerts, cancel, local_stack, logs
-from spotline_local.cli.console import Interrupted, install_stop_signals
+from spotline_local.cli.console import Interrupted, stop_signals_interrupt
 from spotline_local.cli.console import aws_call as _aws
 from spotline_local.cli.console import out as _out
 from spotline_local.cli.targets import CliError, Target, resolve_target
@@ -79,6 +79,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def wait_for_run(target: Target, run_id: str, *, timeout_s: float, quiet: bool = False) -> str:
     """Poll the ledger until the run is terminal, printing each change; returns its status."""
+    from spotline.domain.timefmt import iso_utc
     from spotline_local.cli.ledger_view import ledger
 
     runs = ledger(target.table, target.client("dynamodb"))
@@ -89,7 +90,7 @@ def wait_for_run(target: Target, run_id: str, *, timeout_s: float, quiet: bool =
         status = run.status.value if run else "WAITING"
         line = f"{status} attempt {run.attempt}" if run else "waiting for the launch function"
         if line != last and not quiet:
-            _out(f"  {time.strftime('%H:%M:%S')}  {run_id}: {line}")
+            _out(f"  {iso_utc(time.time())}  {run_id}: {line}")
             last = line
         if status in TERMINAL:
             return status
@@ -248,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         for noisy in ("botocore", "werkzeug", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    install_stop_signals()
     try:
-        return int(args.func(args) or 0)
+        with stop_signals_interrupt():
+            return int(args.func(args) or 0)
     except CliError as e:
         sys.stderr.write(f"spotline: error: {e.message}\n")
         if e.hint:
