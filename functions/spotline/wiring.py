@@ -28,7 +28,7 @@ from spotline.inference.closer import BatchCloser
 from spotline.inference.intake import ImageIntake
 from spotline.inference.launch import InferenceLauncher
 from spotline.inference.model_resolver import ModelResolver
-from spotline.inference.results import InferenceCompleted
+from spotline.inference.results import BatchResults, InferenceCompleted, InferenceFailed
 from spotline.ledger.batches import BatchLedger
 from spotline.ledger.models import Models
 from spotline.ledger.notices import Notices
@@ -38,7 +38,7 @@ from spotline.runs.cancel import RunCanceller
 from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
 from spotline.runs.pending_watch import PendingWatch
-from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
+from spotline.runs.publish import CompletedPublisher, FailedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
 from spotline.runs.report_page import RunPages
 from spotline.training.config_deleted import ConfigDeletion
@@ -131,9 +131,15 @@ class Wiring:
     batch_closer = _flow(BatchCloser)
     inference_launcher = _flow(InferenceLauncher)
     model_resolver = _flow(ModelResolver)
+    batch_results = _flow(BatchResults)
     inference_completed = _flow(InferenceCompleted)
+    inference_failed = _flow(InferenceFailed)
 
     # What a completed job publishes, by the kind of its run.
     completed: _Once[Mapping[RunKind, CompletedPublisher]] = _Once(
         lambda w: {RunKind.TRAINING: w.build(TrainingCompleted), RunKind.INFERENCE: w.inference_completed}
+    )
+    # What a run that settles FAILED or CANCELLED does, by its kind (training runs: nothing more).
+    failed: _Once[Mapping[RunKind, FailedPublisher]] = _Once(
+        lambda w: {RunKind.INFERENCE: w.inference_failed}
     )

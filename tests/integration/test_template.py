@@ -749,7 +749,8 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
         "LaunchFunction": {"configs/"},
         "ConfigDeletedFunction": {"configs/"},  # HeadObject: the object the deleted key holds now
         "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
-        "RelaunchFunction": set(),
+        # a part whose relaunch is refused settles its batch: the previews' source images
+        "RelaunchFunction": {"inference/"},
         "ImageIntakeFunction": {"inference/"},
         "BatchCloserFunction": {"inference/"},
         "RunWatchFunction": set(),

@@ -27,6 +27,8 @@ class RunPolicy:
     instance_count: int
     promote_metric: str | None = None
     promote_min: float | None = None
+    # How often the container checkpoints (by time; it may also by steps): None when not known.
+    checkpoint_period_s: int | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> RunPolicy:
@@ -43,6 +45,7 @@ class RunPolicy:
             instance_count=job.instance_count,
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
+            checkpoint_period_s=round(config.checkpoint.period_minutes * 60),
         )
 
     def to_item(self) -> dict[str, Any]:

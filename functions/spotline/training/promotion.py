@@ -55,7 +55,10 @@ class TrainingCompleted:
     models: Models
     ledger: RunLedger
 
-    def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]:
+    def read(self, run: Run, describe: Mapping[str, Any]) -> None:
+        """Nothing to read: the gate decides from DescribeTrainingJob's metrics."""
+
+    def __call__(self, run: Run, describe: Mapping[str, Any], output: None, *, now: float) -> dict[str, Any]:
         result = self.promote_if_passing(run, describe, now=now)
         if result.gate != "none":  # `spotline status` shows it without reading the report
             self.ledger.note_promotion(run.run_id, result.summary(), now=now)
