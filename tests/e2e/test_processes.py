@@ -9,13 +9,20 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import activity, alive, descendants, wait_for_exit, wait_on, wait_until_gone
+from tests.support.processes import (
+    activity,
+    alive,
+    descendants,
+    run_watched,
+    wait_for_exit,
+    wait_on,
+    wait_until_gone,
+)
 
 pytestmark = pytest.mark.slow
 SPOTLINE = [sys.executable, "-m", "spotline_local.cli.main"]
@@ -32,14 +39,7 @@ def home(tmp_path: Path) -> dict[str, str]:
 
 def spotline(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run one ``spotline`` command to its end, as long as it keeps working."""
-    with tempfile.TemporaryDirectory() as logs:  # not in cwd: the command may look at what is there
-        out, err = Path(logs) / "out", Path(logs) / "err"
-        with out.open("w") as stdout, err.open("w") as stderr:
-            process = subprocess.Popen(
-                [*SPOTLINE, *args], env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=True
-            )
-            code = wait_for_exit(process, out, err)
-        return subprocess.CompletedProcess(process.args, code, out.read_text(), err.read_text())
+    return run_watched([*SPOTLINE, *args], env=env, cwd=cwd)
 
 
 class Up:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import E2E, wait_for
+from tests.support.processes import run_watched
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
     config.write_text(CLI_CONFIG)
     aws = Path(sys.executable).with_name("aws")
     env = {**os.environ, **e2e.stack.endpoint_env()}
-    done = subprocess.run(
+    done = run_watched(
         [
             str(aws),
             "s3",
@@ -68,10 +68,6 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
             e2e.stack.endpoint_env()["AWS_ENDPOINT_URL"],
         ],
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     run = wait_for("the run the CLI's upload started", lambda: e2e.run_for("configs/e2e-cli.yaml"))

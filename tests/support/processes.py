@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Hashable
+import tempfile
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -103,3 +104,33 @@ def wait_until_gone(pids: dict[int, str]) -> None:
         lambda: True if not alive(pids) else None,
         lambda: tuple(cpu_ticks(p) for p in alive(pids)),
     )
+
+
+def run_watched(
+    args: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(args, capture_output=True, text=True)`` without a deadline: it waits as
+    long as the command (or a child of it) keeps working, and fails the test once nothing moved for
+    :data:`STALL_S`."""
+    command = [str(a) for a in args]
+    with tempfile.TemporaryDirectory() as logs:
+        out, err = Path(logs) / "stdout", Path(logs) / "stderr"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                stdout=stdout,
+                stderr=stderr,
+                text=True,
+            )
+            try:
+                code = wait_for_exit(process, out, err)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        return subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
