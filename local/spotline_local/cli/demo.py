@@ -167,7 +167,7 @@ def _story(stack: LocalStack, progress: Progress, output: OwnedFolder, stall_s: 
         stack.start()
         progress.say(
             "local stack up: moto (S3, SQS, SNS, DynamoDB, EventBridge) wired from template.yaml, "
-            "the local SageMaker, the five functions"
+            f"the local SageMaker, the {len(stack.provisioned.functions)} functions"
         )
         data = generating.result()
     assert stack.sagemaker is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,10 +34,20 @@ def _read_config(path: Path) -> bytes:
 
 
 def _check(data: bytes, path: Path, drop_bucket: str | None) -> Any:
+    """The launch function's own verdict on a file to be dropped under ``configs/``: the same
+    schema, the same price table (``SPOTLINE_PRICES`` overrides it, as in the deployment)."""
     from spotline.config import ConfigError, ValidationContext, parse_run_config
+    from spotline.domain.prices import PriceTableError, price_table
 
     try:
-        return parse_run_config(data, ValidationContext(drop_bucket=drop_bucket))
+        prices = price_table(os.environ.get("SPOTLINE_PRICES"))
+    except PriceTableError as e:
+        raise CliError(str(e), "fix or unset SPOTLINE_PRICES") from e
+    context = ValidationContext(
+        drop_bucket=drop_bucket, priced_instance_types=frozenset(prices), dropped_config=True
+    )
+    try:
+        return parse_run_config(data, context)
     except ConfigError as e:
         _out(f"{path}: {len(e.issues)} problem{'s' if len(e.issues) > 1 else ''}")
         for issue in e.issues:
