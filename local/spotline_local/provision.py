@@ -158,7 +158,9 @@ class Provisioner:
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> None:
         s3 = self.c("s3")
         name = self.r.physical_name(logical_id)
-        s3.create_bucket(Bucket=name)
+        region = s3.meta.region_name
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=name, **where)
         self.out.buckets[logical_id] = name
         props = self.r.resolve(props)
         if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
