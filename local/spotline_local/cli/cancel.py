@@ -12,13 +12,14 @@ from spotline_local.cli.targets import CliError, resolve_target
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from spotline.runs.cancel import RunNotFound
+    from spotline_local.cli.ledger_view import no_such_run
 
     target = resolve_target(args.stack, args.workdir)
     canceller = target.wiring().canceller
     try:
         outcome = aws_call(lambda: canceller.cancel(args.run, reason="cancelled by a person", stop_job=True))
     except RunNotFound as e:
-        raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs") from e
+        raise no_such_run(args.run) from e
     if outcome.action == "stopping":
         out(f"{outcome.run_id}: stopping job {outcome.job_name}; {outcome.detail}")
     elif outcome.action == "cancelled":

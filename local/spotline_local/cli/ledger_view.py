@@ -13,6 +13,8 @@ from spotline.ledger.models import Models
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline_local.cli.console import aws_call
+from spotline_local.cli.targets import CliError
 
 MAX_ERRORS_SHOWN = 20
 
@@ -48,6 +50,18 @@ class RunView:
 
 def ledger(table: str, dynamodb: Any) -> RunLedger:
     return RunLedger(LedgerTable(table, dynamodb))
+
+
+def no_such_run(run_id: str) -> CliError:
+    return CliError(f"no run {run_id!r} in the ledger", "`spotline status` lists the runs")
+
+
+def known_run(runs: RunLedger, run_id: str) -> Run:
+    """The ledger's record of ``run_id``; a :class:`CliError` naming it when there is none."""
+    run = aws_call(lambda: runs.get_run(run_id))
+    if run is None:
+        raise no_such_run(run_id)
+    return run
 
 
 def run_view(runs: RunLedger, run: Run) -> RunView:

@@ -18,13 +18,11 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # where SageMaker writes every traini
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from spotline_local.cli.ledger_view import ledger
+    from spotline_local.cli.ledger_view import known_run, ledger
 
     target = resolve_target(args.stack, args.workdir)
     runs = ledger(target.table, target.client("dynamodb"))
-    run = aws_call(lambda: runs.get_run(args.run))
-    if run is None:
-        raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs")
+    run = known_run(runs, args.run)
     attempts = aws_call(lambda: runs.attempts(args.run))
     if args.attempt is not None:
         attempts = [a for a in attempts if a.attempt == args.attempt]

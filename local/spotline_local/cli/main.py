@@ -114,7 +114,7 @@ def wait_for_run(target: Target, run_id: str, *, timeout_s: float, quiet: bool =
 
 def cmd_status(args: argparse.Namespace) -> int:
     from spotline.ledger.table import LedgerTable
-    from spotline_local.cli.ledger_view import ledger, recent, run_detail, run_view, runs_table
+    from spotline_local.cli.ledger_view import known_run, ledger, recent, run_detail, run_view, runs_table
 
     target = resolve_target(args.stack, args.workdir)
     dynamodb = target.client("dynamodb")
@@ -122,9 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.watch:
         return _watch(target, runs, args.run)
     if args.run:
-        run = _aws(lambda: runs.get_run(args.run))
-        if run is None:
-            raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs")
+        run = known_run(runs, args.run)
         _out(run_detail(_aws(lambda: run_view(runs, run)), LedgerTable(target.table, dynamodb)))
         return 0
     views = _aws(lambda: recent(runs, args.limit))
@@ -147,14 +145,12 @@ def _watch(target: Target, runs: Any, only: str | None) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from spotline.adapters.drop_bucket import ObjectMissing
-    from spotline_local.cli.ledger_view import ledger
+    from spotline_local.cli.ledger_view import known_run, ledger
     from spotline_local.cli.pages import fetch_page, open_page
 
     target = resolve_target(args.stack, args.workdir)
     runs = ledger(target.table, target.client("dynamodb"))
-    run = _aws(lambda: runs.get_run(args.run))
-    if run is None:
-        raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs")
+    run = known_run(runs, args.run)
     try:
         page = _aws(lambda: fetch_page(target, runs, run, args.out))
     except ObjectMissing as e:

@@ -41,6 +41,8 @@ CAPACITY_ERROR = (
 )
 STATUS_RESTART = "Restarting the training job from its checkpoints on new Spot capacity"
 INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
+# Faults that end a job before it trains (nothing billed), with SageMaker's failure reason.
+FAILS_BEFORE_TRAINING = {"capacity_error": CAPACITY_ERROR, "internal_error": INTERNAL_ERROR}
 _STEP = re.compile(r"\bstep=(\d+)")
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
@@ -138,20 +140,11 @@ class JobRunner:
         if self._wait(self.settings.phase_delay_s):
             job.move("Stopped", "Stopped")
             return
-        if fault is not None and fault.kind == "capacity_error":
+        if fault is not None and fault.kind in FAILS_BEFORE_TRAINING:
             job.move(
                 "Failed",
                 "Failed",
-                FailureReason=CAPACITY_ERROR,
-                TrainingTimeInSeconds=0,
-                BillableTimeInSeconds=0,
-            )
-            return
-        if fault is not None and fault.kind == "internal_error":
-            job.move(
-                "Failed",
-                "Failed",
-                FailureReason=INTERNAL_ERROR,
+                FailureReason=FAILS_BEFORE_TRAINING[fault.kind],
                 TrainingTimeInSeconds=0,
                 BillableTimeInSeconds=0,
             )
