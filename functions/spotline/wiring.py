@@ -34,6 +34,7 @@ from spotline.ledger.models import Models
 from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline.runs.cancel import RunCanceller
 from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
 from spotline.runs.pending_watch import PendingWatch
@@ -125,6 +126,7 @@ class Wiring:
     catch_up = _flow(RunCatchUp)
     pending_watch = _flow(PendingWatch)
     relauncher = _flow(Relauncher)
+    canceller = _flow(RunCanceller)
     image_intake = _flow(ImageIntake)
     batch_closer = _flow(BatchCloser)
     inference_launcher = _flow(InferenceLauncher)

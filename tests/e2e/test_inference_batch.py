@@ -31,7 +31,7 @@ def test_an_image_folder_becomes_inference_results(
             None,
         )
 
-    started = wait_for("the batch to close and its inference run to start", inference_run, 90)
+    started = wait_for("the batch to close and its inference run to start", inference_run)
     run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED"
 
@@ -47,7 +47,7 @@ def test_an_image_folder_becomes_inference_results(
         keys = e2e.keys(f"results/{BATCH}/")
         return keys if f"results/{BATCH}/summary.json" in keys else None
 
-    wait_for("the results under results/", results_written, 30)
+    wait_for("the results under results/", results_written)
     predictions = [
         json.loads(line)
         for line in e2e.read(f"results/{BATCH}/predictions.jsonl").decode().splitlines()
@@ -60,7 +60,7 @@ def test_an_image_folder_becomes_inference_results(
     assert summary["images_with_defects"] == with_defects
 
     alerts = wait_for(
-        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None, 30
+        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None
     )
     assert len(alerts) == 1
     assert f"{with_defects} of {len(images)} images" in alerts[0]["subject"]

@@ -109,7 +109,7 @@ def test_what_describes_an_image_of_your_own_is_refused_for_spotline_image() -> 
         "job:\n  channels: {train: datasets/x/}\n  metrics: {a: 'a=([0-9]+)'}\n  checkpoints: false\n"
         "hyperparameters: {base_lr: 0.1}\n"
     )
-    assert set(issues) == {"job.metrics", "job.checkpoints"}
+    assert set(issues) == {"job.metrics", "job.checkpoints", "hyperparameters"}  # all at once
     issues = _issues("job:\n  channels: {train: datasets/x/}\nhyperparameters: {base_lr: 0.1}\n")
     assert set(issues) == {"hyperparameters"}
     assert "solver.base_lr" in issues["hyperparameters"]

@@ -6,6 +6,7 @@ The launch function, the ``spotline validate`` command and the container all cal
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from spotline import metric_names
 from spotline.config.images import image_allowed
-from spotline.config.job import JobSection, PromoteSection
+from spotline.config.job import IMAGE_CHANNELS, RESERVED_CHANNELS, JobSection, PromoteSection
 from spotline.config.loader import MAX_CONFIG_BYTES, dump_yaml_value, load_yaml_document, load_yaml_value
 from spotline.config.model import (
     AugmentSection,
@@ -84,8 +85,43 @@ class RunConfig:
     )
 
     def checks(self, path: str) -> list[Issue]:
-        """What one section alone cannot see: the image decides which keys and metrics apply."""
-        return [*self._hyperparameter_issues(), *self._environment_issues(), *self._gate_issues()]
+        """What one section alone cannot see: the image decides which keys, channels and metrics apply."""
+        return [
+            *self._hyperparameter_issues(),
+            *self._environment_issues(),
+            *self._gate_issues(),
+            *self._channel_issues(),
+        ]
+
+    def _channel_issues(self) -> list[Issue]:
+        """Channels spotline's image reads, a gate it can measure (an image of your own reads its own)."""
+        if self.job.image is not None:
+            return []
+        issues: list[Issue] = []
+        channels = self.job.channels
+        if self.mode == "train":
+            for name in channels:
+                if name not in IMAGE_CHANNELS and name not in RESERVED_CHANNELS:
+                    close = difflib.get_close_matches(name, IMAGE_CHANNELS, n=1, cutoff=0.5)
+                    hint = f"did you mean '{close[0]}'? " if close else ""
+                    issues.append(
+                        Issue(
+                            f"job.channels.{name}",
+                            name,
+                            f"spotline's image does not read this channel; {hint}"
+                            f"(it reads {', '.join(IMAGE_CHANNELS)})",
+                        )
+                    )
+        if self.promote is not None and self.promote.metric.startswith("val/") and "val" not in channels:
+            issues.append(
+                Issue(
+                    "promote.metric",
+                    self.promote.metric,
+                    "the run cannot report it: validation metrics need a 'val' channel in job.channels "
+                    "(add one, or drop the promote section)",
+                )
+            )
+        return issues
 
     def _hyperparameter_issues(self) -> list[Issue]:
         if self.hyperparameters and self.job.image is None:

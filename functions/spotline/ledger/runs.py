@@ -200,6 +200,10 @@ class RunLedger:
         attrs = {"policy": policy.to_item(), "first_request": dict(first_request), "config_key": config_key}
         return self._update_run(run_id, attrs, now=now, status_in=[RunStatus.PENDING])
 
+    def note_promotion(self, run_id: str, summary: str, *, now: float) -> Run:
+        """What a succeeded run's promotion gate decided, in words (``not promoted: ...``)."""
+        return self._update_run(run_id, {"promotion": summary}, now=now, status_in=[RunStatus.SUCCEEDED])
+
     def request_cancel(self, run_id: str, *, reason: str, now: float) -> Run:
         """A person cancelled the run: no attempt starts after this (its current job may finish).
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spotline_local import die_with_parent
 from spotline_local.faults import Fault
 from spotline_local.images import IMAGES_ENV, ImageCommand, LocalImages
 from spotline_local.sagemaker.jobs import TrainingJob
@@ -45,6 +46,8 @@ NO_IMAGE = (
     "ClientError: the local SageMaker has no command for image {image} and no container engine: "
     f"map it to one in the local images file (${IMAGES_ENV})"
 )
+# Faults that end a job before it trains (nothing billed), with SageMaker's failure reason.
+FAILS_BEFORE_TRAINING = {"capacity_error": CAPACITY_ERROR, "internal_error": INTERNAL_ERROR}
 _STEP = re.compile(r"\bstep=(\d+)")
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
@@ -55,10 +58,25 @@ class RunnerSettings:
     spot_discount: float = 0.7
     phase_delay_s: float = 0.3
     checkpoint_sync_s: float = 1.0
-    torch_threads: int = 1
+    # Threads per job: a number, or None for the cores free when the job starts, shared out among the
+    # jobs that may run at once (see spotline_container.threads: on a shared machine spinning OpenMP
+    # threads and more threads than free cores make a job tens of times slower, not two or three).
+    torch_threads: int | None = None
+    max_concurrent_jobs: int = 1
     keep_workdirs: bool = True
     own_image: str = ""  # the stack's ImageUri: spotline's container
     images: LocalImages = field(default_factory=LocalImages)
+
+    def threads_for_job(self) -> int:
+        """The thread count of a job starting now."""
+        from spotline_container.threads import cores_available, free_cores, resolve_threads
+
+        share = max(1, cores_available() // max(1, self.max_concurrent_jobs))
+        if self.torch_threads is not None:
+            return max(1, self.torch_threads)
+        threads = resolve_threads("auto", share, free_cores)
+        assert threads is not None
+        return threads
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -98,10 +116,16 @@ class JobRunner:
         self.image = str(job.get("AlgorithmSpecification", {}).get("TrainingImage") or "")
         self.command: ImageCommand | None = settings.images.command_for(self.image, settings.own_image)
         self._interrupt = threading.Event()
+        self.process: subprocess.Popen[str] | None = None
         self._metric_regexes = [
             (d["Name"], re.compile(d["Regex"]))
             for d in job.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
         ]
+
+    def kill(self) -> None:
+        """End the container now (the stack is stopping and the job did not stop in time)."""
+        if self.process is not None:
+            _kill_group(self.process)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"job-{self.job.name}", daemon=True)
@@ -127,20 +151,11 @@ class JobRunner:
         if self._wait(self.settings.phase_delay_s):
             job.move("Stopped", "Stopped")
             return
-        if fault is not None and fault.kind == "capacity_error":
+        if fault is not None and fault.kind in FAILS_BEFORE_TRAINING:
             job.move(
                 "Failed",
                 "Failed",
-                FailureReason=CAPACITY_ERROR,
-                TrainingTimeInSeconds=0,
-                BillableTimeInSeconds=0,
-            )
-            return
-        if fault is not None and fault.kind == "internal_error":
-            job.move(
-                "Failed",
-                "Failed",
-                FailureReason=INTERNAL_ERROR,
+                FailureReason=FAILS_BEFORE_TRAINING[fault.kind],
                 TrainingTimeInSeconds=0,
                 BillableTimeInSeconds=0,
             )
@@ -385,7 +400,7 @@ class JobRunner:
 
     def _container_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-        threads = str(self.settings.torch_threads)
+        threads = str(self.settings.threads_for_job())
         env.update(
             {
                 "SAGEMAKER_BASE_DIR": str(self.base),
@@ -396,6 +411,8 @@ class JobRunner:
                 "OMP_NUM_THREADS": threads,
                 "MKL_NUM_THREADS": threads,
                 "SPOTLINE_TORCH_THREADS": threads,
+                "OMP_WAIT_POLICY": "PASSIVE",  # idle threads sleep: other jobs share these cores
+                "KMP_BLOCKTIME": "0",
             }
         )
         assert self.command is not None
@@ -409,10 +426,12 @@ class JobRunner:
         assert self.command is not None
         argv = [a.replace("{base}", str(self.base)) for a in self.command.argv]
         training_since = time.time()
-        # The command is the operator's own (the stack's images file), never a job request's text.
-        process = subprocess.Popen(  # noqa: S603
-            argv,
+        # The command is the image's stand-in: spotline's container, or the operator's own line of the
+        # stack's images file (never a job request's text); it ends with this process.
+        self.process = process = subprocess.Popen(  # noqa: S603
+            die_with_parent.exec_command(argv),
             cwd=self.base,
+            start_new_session=True,  # its own process group: what it starts (loader workers) ends with it
             env=self._container_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -449,12 +468,13 @@ class JobRunner:
                     process.send_signal(signal.SIGTERM)
                     deadline = time.time() + SIGTERM_GRACE_S
             elif time.time() > deadline:
-                process.kill()
+                _kill_group(process)
             if time.time() - last_sync >= self.settings.checkpoint_sync_s:
                 self._sync_checkpoints()
                 self._flush_logs()
                 last_sync = time.time()
             time.sleep(0.1)
+        _kill_group(process)  # whatever it left behind (a worker that outlived it)
         reader.join(timeout=5)
         if reason is None and self._interrupt.is_set():
             reason = "interrupted"  # it exited on the reader's SIGTERM before the loop looked
@@ -469,6 +489,7 @@ class JobRunner:
                 now = time.time()
                 local_log.write(line + "\n")
                 local_log.flush()
+                self.job.output_lines += 1
                 with self._log_lock:
                     self._log_buffer.append({"timestamp": int(now * 1000), "message": line or " "})
                 for name, regex in self._metric_regexes:
@@ -484,6 +505,8 @@ class JobRunner:
                             }
                         )
                 step = _STEP.search(line)
+                if step:
+                    self.job.last_step = int(step.group(1))
                 at_step = self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at
                 at_line = self._interrupt_line is not None and self._interrupt_line.search(line)
                 if (at_step or at_line) and not self._interrupt.is_set():
@@ -527,6 +550,12 @@ class JobRunner:
                 str(self.base / "output.tar.gz"), bucket, f"{prefix}{self.job.name}/output/output.tar.gz"
             )
         return {"S3ModelArtifacts": f"s3://{bucket}/{key}"}
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the container's process group (it is the group's leader), if anything is left in it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tar(folder: Path, archive: Path) -> None:
