@@ -24,7 +24,7 @@ class JobRequestRejected(Exception):
         super().__init__(f"{code}: {message}")
 
 
-_REJECTED = frozenset({"ValidationException", "ResourceLimitExceeded", "AccessDeniedException"})
+REJECTED_CODES = frozenset({"ValidationException", "ResourceLimitExceeded", "AccessDeniedException"})
 
 
 class TrainingJobs:
@@ -45,7 +45,7 @@ class TrainingJobs:
             code = aws.error_code(e)
             if code == "ResourceInUse":
                 raise JobAlreadyExists(str(request["TrainingJobName"])) from e
-            if code in _REJECTED:
+            if code in REJECTED_CODES:
                 raise JobRequestRejected(code, str(e)) from e
             raise
         return str(response["TrainingJobArn"])

@@ -27,6 +27,10 @@ class RunPolicy:
     instance_count: int
     promote_metric: str | None = None
     promote_min: float | None = None
+    # A tuning run: how its trials are judged, and whether trials lost to Spot are run again.
+    objective_metric: str | None = None
+    objective_goal: str | None = None
+    follow_up_lost_trials: bool = False
 
     @classmethod
     def from_config(cls, config: RunConfig) -> RunPolicy:
@@ -43,6 +47,9 @@ class RunPolicy:
             instance_count=job.instance_count,
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
+            objective_metric=config.tuning.objective.metric if config.tuning else None,
+            objective_goal=config.tuning.objective.goal if config.tuning else None,
+            follow_up_lost_trials=bool(config.tuning and config.tuning.follow_up_lost_trials),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -52,4 +59,5 @@ class RunPolicy:
     def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:
         data: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
         data["ladder"] = tuple(data["ladder"])
+        data["follow_up_lost_trials"] = bool(data["follow_up_lost_trials"])
         return cls(**data)

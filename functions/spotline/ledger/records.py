@@ -16,7 +16,7 @@ from spotline.domain.classify import Outcome
 from spotline.domain.model_choice import ModelChoice
 from spotline.domain.plain import plain_fields
 from spotline.domain.policy import RunPolicy
-from spotline.domain.states import AttemptStatus, RunKind, RunStatus
+from spotline.domain.states import AttemptStatus, RunKind, RunStatus, TrialStatus
 from spotline.ledger.table import check_storable
 
 
@@ -166,6 +166,9 @@ class Run:
     report_key: str | None = None
     inference: InferencePart | None = None
     cancel_reason: str | None = None  # set when a person cancelled the run (its config deleted)
+    # A tuning run: its tuning jobs (the first, then its follow-up) and why spotline stopped one.
+    tuning_jobs: tuple[str, ...] = ()
+    stop_reason: str | None = None
 
     @property
     def label(self) -> str:
@@ -175,7 +178,8 @@ class Run:
     @property
     def checkpoint_uri(self) -> str | None:
         request = self.first_request or {}
-        uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
+        job = request.get("TrainingJobDefinition") or request  # a tuning run's trials, or the job
+        uri = (job.get("CheckpointConfig") or {}).get("S3Uri")
         return str(uri) if uri else None
 
     @property
@@ -232,6 +236,8 @@ class Run:
             report_key=f.opt_text("report_key"),
             inference=inference,
             cancel_reason=f.opt_text("cancel_reason"),
+            tuning_jobs=f.texts("tuning_jobs"),
+            stop_reason=f.opt_text("stop_reason"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -260,6 +266,8 @@ class Run:
             "report_key": self.report_key,
             **(inference_attrs(self.inference) if self.inference else {}),
             "cancel_reason": self.cancel_reason,
+            "tuning_jobs": list(self.tuning_jobs) or None,
+            "stop_reason": self.stop_reason,
         }
         return _checked(item, f"run {self.run_id}")
 
@@ -341,6 +349,77 @@ class Attempt:
 
     def view(self) -> dict[str, Any]:
         """The attempt as reports and alerts show it (every field, None where unknown)."""
+        return plain_fields(self, without=("run_id", "job_status"))
+
+
+# -- trials of a tuning run -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training job a tuning run's tuner ran: how it ended, its objective and what it cost.
+
+    The tuner names it ``<tuning job>-<NNN>-<8 hex>``; ``number`` is that ``NNN`` (0 for a name
+    without one), for display only: a trial is found through its ``TuningJobArn``, not its name.
+    """
+
+    run_id: str
+    job_name: str
+    tuning_job: str
+    number: int
+    instance_type: str
+    spot: bool
+    status: TrialStatus
+    outcome: str | None = None
+    job_status: str | None = None
+    secondary_status: str | None = None
+    failure_reason: str | None = None
+    objective: float | None = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    model_artifact: str | None = None
+    training_s: int = 0
+    billable_s: int = 0
+    created_at: str | None = None
+    ended_at: str | None = None
+
+    @property
+    def attempt(self) -> int:
+        """Its number, where the cost rules read an attempt's (``AttemptFacts.attempt``)."""
+        return self.number
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Trial:
+        f = _Fields(item, f"trial {item.get('run_id')!r}#{item.get('job_name')!r}")
+        hyperparameters = f.mapping("hyperparameters") or {}
+        metrics = f.mapping("metrics") or {}
+        return cls(
+            run_id=f.text("run_id"),
+            job_name=f.text("job_name"),
+            tuning_job=f.text("tuning_job"),
+            number=f.whole("number", 0),
+            instance_type=f.text("instance_type", ""),
+            spot=f.flag("spot", False),
+            status=TrialStatus(f.text("status")),
+            outcome=f.opt_text("outcome"),
+            job_status=f.opt_text("job_status"),
+            secondary_status=f.opt_text("secondary_status"),
+            failure_reason=f.opt_text("failure_reason"),
+            objective=f.opt_number("objective"),
+            hyperparameters={str(k): str(v) for k, v in hyperparameters.items()},
+            metrics={str(k): float(v) for k, v in metrics.items() if _is_number(v)},
+            model_artifact=f.opt_text("model_artifact"),
+            training_s=f.whole("training_s", 0),
+            billable_s=f.whole("billable_s", 0),
+            created_at=f.opt_text("created_at"),
+            ended_at=f.opt_text("ended_at"),
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        return _checked(plain_fields(self), f"trial {self.run_id}#{self.job_name}")
+
+    def view(self) -> dict[str, Any]:
+        """The trial as reports and alerts show it (every field, None where unknown)."""
         return plain_fields(self, without=("run_id", "job_status"))
 
 
@@ -486,6 +565,9 @@ class Promotion:
     gate: Mapping[str, Any] = field(default_factory=dict)
     run_created_at: str | None = None
     promoted_at: str | None = None
+    # A tuning run's best trial: the tuning job that ran it and the hyperparameters it was given.
+    tuning_job: str | None = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
 
     def lineage(self) -> dict[str, Any]:
         """Where the model came from, as summaries and reports show it."""
@@ -508,4 +590,6 @@ class Promotion:
             gate=dict(f.mapping("gate") or {}),
             run_created_at=f.opt_text("run_created_at"),
             promoted_at=f.opt_text("promoted_at"),
+            tuning_job=f.opt_text("tuning_job"),
+            hyperparameters={str(k): str(v) for k, v in (f.mapping("hyperparameters") or {}).items()},
         )

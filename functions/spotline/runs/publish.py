@@ -35,6 +35,7 @@ from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
+from spotline.ledger.trials import TrialLedger
 from spotline.runs.report_page import RunPages, run_report_document
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class RunPublisher:
     settings: Settings
     _: KW_ONLY
     ledger: RunLedger
+    trials: TrialLedger
     notices: Notices
     notifier: Notifier
     bucket: DropBucket
@@ -135,8 +137,13 @@ class RunPublisher:
         describe: Mapping[str, Any] | None = None,
         expected: RunStatus = RunStatus.RUNNING,
         unless_relaunching: bool = False,
+        extra_results: Mapping[str, Any] | None = None,
     ) -> Settlement:
-        """Settle the run in ``to`` after ``attempt`` and publish it once."""
+        """Settle the run in ``to`` after ``attempt`` and publish it once.
+
+        ``describe`` is the DescribeTrainingJob of the job whose model the run keeps (a tuning
+        run's best trial); ``extra_results`` what the run's own flow adds to the report's results.
+        """
         run_id = run.run_id
         now = self.clock()
         try:
@@ -166,13 +173,16 @@ class RunPublisher:
         if self.notices.of_run(run_id).claimed(notice):
             return Settlement("duplicate", to)
 
-        results: dict[str, Any] = {}
+        results: dict[str, Any] = dict(extra_results or {})
         if to == RunStatus.SUCCEEDED and describe is not None:
             publish_completed = self.completed.get(run.kind)
             if publish_completed is not None:
-                results = publish_completed(run, describe, now=now)
+                results.update(publish_completed(run, describe, now=now))
         attempts = self.ledger.attempts(run_id)
-        savings = run_savings(attempts, self.prices, run.policy.instance_count if run.policy else 1)
+        trials = self.trials.trials(run_id) if run.kind == RunKind.TUNING else []
+        savings = run_savings(
+            [*attempts, *trials], self.prices, run.policy.instance_count if run.policy else 1
+        )
         describe = describe or {}
         metrics = final_metrics(describe)
         model_artifact = (
@@ -191,6 +201,7 @@ class RunPublisher:
             model_artifact=model_artifact,
             results=results,
             finished_at=iso_utc(now),
+            trials=trials,
         )
         report_key = layout.run_report_key(run_id)
         self.bucket.put_json(report_key, report)
@@ -202,6 +213,7 @@ class RunPublisher:
             "status": to.value,
             "config": run.source.key,
             "attempts": len(attempts),
+            **({"trials": len(trials)} if run.kind == RunKind.TUNING else {}),
             "outcome": outcome,
             "reason": reason,
             "cap": cap,
@@ -230,9 +242,17 @@ class RunPublisher:
 
         def write_page() -> None:
             attempts = self.ledger.attempts(run.run_id)
-            savings = run_savings(attempts, self.prices, run.policy.instance_count if run.policy else 1)
+            trials = self.trials.trials(run.run_id) if run.kind == RunKind.TUNING else []
+            savings = run_savings(
+                [*attempts, *trials], self.prices, run.policy.instance_count if run.policy else 1
+            )
             report = run_report_document(
-                run, RunStatus.RETRYING, attempts, savings, reason=str(body.get("reason") or "")
+                run,
+                RunStatus.RETRYING,
+                attempts,
+                savings,
+                reason=str(body.get("reason") or ""),
+                trials=trials,
             )
             self.run_pages.write(run, report, now=self.clock())
 
