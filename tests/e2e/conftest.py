@@ -51,6 +51,10 @@ FAULTS = [
     Fault(
         job="spotline-e2e-restart-*-a01", kind="spot_interruption", at_iteration=INTERRUPT_AT, then="restart"
     ),
+    # configs/e2e-tune.yaml: the tuner's second trial, restarted by Managed Spot.
+    Fault(
+        job="spotline-e2e-tune-*-002-*", kind="spot_interruption", at_iteration=INTERRUPT_AT, then="restart"
+    ),
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
     Fault(job="probe-internal", kind="internal_error"),

@@ -38,3 +38,21 @@ def test_a_training_job_keeps_the_checkpoint_location_as_it_is(tmp_path: Path) -
 def test_a_trial_name_that_is_no_job_name_is_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not a SageMaker job name"):
         _checkpoints(tmp_path, name)
+
+
+def test_a_trials_model_keeps_its_tuned_config_without_the_search(tmp_path: Path) -> None:
+    """Inference reads the model's own config.yaml: a trial's must be a config inference accepts."""
+    import yaml
+
+    from spotline_container.model import CenterNet
+    from spotline_container.train import CONFIG_FILE, save_model
+
+    model = CenterNet(num_classes=2, depth=1, width=8, head_width=16)
+    document = {
+        "solver": {"base_lr": 0.0021},
+        "tuning": {"objective": {"metric": "train/loss", "goal": "minimize"}, "ranges": {}},
+    }
+    save_model(tmp_path, model, ("crack", "squat"), document, {"iteration": 1.0})
+    saved = yaml.safe_load((tmp_path / CONFIG_FILE).read_text())
+    assert saved == {"solver": {"base_lr": 0.0021}}
+    assert "tuning" in document  # what the trial itself runs with is left as it was
