@@ -55,6 +55,8 @@ FAULTS = [
     Fault(
         job="spotline-e2e-tune-*-002-*", kind="spot_interruption", at_iteration=INTERRUPT_AT, then="restart"
     ),
+    # configs/e2e-lost.yaml: the second trial of its first tuning job finds no Spot capacity.
+    Fault(job="spotline-e2e-lost-*-002-*", kind="capacity_error"),
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
     Fault(job="probe-internal", kind="internal_error"),

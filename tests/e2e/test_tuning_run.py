@@ -15,6 +15,7 @@ from spotline.ledger.records import Run
 from spotline.ledger.trials import TrialLedger
 from spotline.metric_names import METRICS_FILE
 from spotline.reports.metrics import parse_metrics
+from spotline_local.cli.main import main
 from tests.e2e.conftest import E2E, INTERRUPT_AT, TRAIN_CONFIG, wait_for
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,7 @@ def _overlap(trials: list[dict[str, float]]) -> int:
 
 
 def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
-    e2e: E2E, dataset: dict[str, Path]
+    e2e: E2E, dataset: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     e2e.put(KEY, TUNING_CONFIG)
     started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(KEY), 60)
@@ -111,6 +112,15 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
     on_demand = sum(c["on_demand_usd"] for c in report["savings"]["attempts"])
     assert math.isclose(on_demand, report["savings"]["on_demand_usd"], abs_tol=1e-3)
 
+    # spotline status shows the run's trials and its best one.
+    assert main(["status", "--workdir", str(e2e.stack.workdir)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(run.run_id))
+    assert "tuning" in row and "SUCCEEDED" in row and f"{TRIALS} trials" in row and "%" in row
+    assert main(["status", run.run_id, "--workdir", str(e2e.stack.workdir)]) == 0
+    detail = capsys.readouterr().out
+    assert all(name in detail for name in jobs) and "solver.base_lr" in detail
+    assert f"best       {best.job_name}: train/loss" in detail and "promoted   yes" in detail
+
     def of_run(message: dict[str, Any]) -> bool:
         return json.loads(message["message"]).get("run_id") == run.run_id
 
@@ -137,3 +147,41 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
     assert channels["model"]["S3Uri"] == best.model_artifact
     assert [json.loads(a["message"])["status"] for a in e2e.alerts(of_run)] == ["SUCCEEDED"]
+
+
+def test_a_trial_lost_to_spot_capacity_is_run_again_in_one_warm_started_follow_up(
+    e2e: E2E, dataset: dict[str, Path]
+) -> None:
+    key = "configs/e2e-lost.yaml"
+    config = TUNING_CONFIG.replace(f"max_trials: {TRIALS}", "max_trials: 2").replace(
+        "  seed: 11\n", "  seed: 11\n  follow_up_lost_trials: true\n"
+    )
+    e2e.put(key, config.replace("max_iter: 16,", "max_iter: 6,"))
+    started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(key), 60)
+    run = e2e.finished(started.run_id, timeout_s=600)
+    assert run.status == "SUCCEEDED", run.reason
+    first, follow_up = run.tuning_jobs
+    sagemaker = e2e.client("sagemaker")
+    described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=follow_up)
+    assert described["WarmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": first}],
+        "WarmStartType": "IdenticalDataAndAlgorithm",
+    }
+    assert described["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 1
+    trials = TrialLedger(e2e.table).trials(run.run_id)
+    assert sorted((t.tuning_job, t.status.value) for t in trials) == sorted(
+        [(first, "COMPLETED"), (first, "LOST_TO_SPOT"), (follow_up, "COMPLETED")]
+    )
+    report = json.loads(e2e.read(f"runs/{run.run_id}/report.json"))
+    assert report["results"]["tuning"]["lost_to_spot"] == 1
+    assert f"ran again in the follow-up {follow_up}" in report["results"]["tuning"]["shortfall"]
+
+    def of_run(message: dict[str, Any]) -> bool:
+        return json.loads(message["message"]).get("run_id") == run.run_id
+
+    def statuses() -> list[str] | None:
+        sent = [json.loads(a["message"])["status"] for a in e2e.alerts(of_run)]
+        return sent if len(sent) >= 2 else None
+
+    assert sorted(wait_for("the run's two alerts", statuses, 30)) == ["RETRYING", "SUCCEEDED"]
+    assert len(e2e.alerts(of_run)) == 2  # the follow-up announced once, the end once
