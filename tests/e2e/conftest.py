@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from spotline.domain.states import RunKind
 from spotline.ledger.records import Run
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
@@ -106,6 +107,11 @@ class E2E:
 
     def run_for(self, key: str) -> Run | None:
         return next((r for r in self.ledger.recent_runs(100) if r.source.key == key), None)
+
+    def inference_run_for(self, batch: str) -> Run | None:
+        """The inference run of ``batch``, once its batch closed and launched one."""
+        runs = self.ledger.recent_runs(100)
+        return next((r for r in runs if r.kind == RunKind.INFERENCE and batch in r.source.key), None)
 
     def finished(self, run_id: str, timeout_s: float = 150.0) -> Run:
         def done() -> Run | None:

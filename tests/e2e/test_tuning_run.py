@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from spotline.domain.states import RunKind
-from spotline.ledger.records import Run
 from spotline.ledger.trials import TrialLedger
 from spotline.metric_names import METRICS_FILE
 from spotline.reports.metrics import parse_metrics
@@ -134,13 +133,8 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
         s3.upload_file(str(path), e2e.bucket, f"inference/{BATCH}/{path.name}")
     e2e.put(f"inference/{BATCH}/_READY", b"")
 
-    def inference_run() -> Run | None:
-        return next(
-            (r for r in e2e.ledger.recent_runs(100) if r.kind == RunKind.INFERENCE and BATCH in r.source.key),
-            None,
-        )
-
-    batch_run = e2e.finished(wait_for("the batch's inference run", inference_run, 90).run_id)
+    started_batch = wait_for("the batch's inference run", lambda: e2e.inference_run_for(BATCH), 90)
+    batch_run = e2e.finished(started_batch.run_id)
     assert batch_run.status == "SUCCEEDED"
     (attempt,) = e2e.ledger.attempts(batch_run.run_id)
     job = sagemaker.describe_training_job(TrainingJobName=attempt.job_name)

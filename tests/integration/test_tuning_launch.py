@@ -4,7 +4,6 @@ or — for every rule SageMaker enforces — no job, a report naming the key and
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import botocore.session
@@ -19,9 +18,8 @@ from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
 from spotline.ledger.trials import TrialLedger
 from spotline.metric_names import metric_definitions
-from spotline.training.launch import LaunchInProgress
 from tests.support.aws_account import BUCKET, IMAGE_URI, JOB_PREFIX, KMS_KEY_ARN, ROLE_ARN, TABLE, Account
-from tests.support.launch import job_names, launch, put_config
+from tests.support.launch import deliver_twice_at_once, job_names, launch, put_config
 
 TUNING_CONFIG = """\
 job:
@@ -163,23 +161,9 @@ def test_tuning_event_three_times_is_one_tuning_job(account: Account) -> None:
 
 def test_tuning_event_twice_concurrently_is_one_tuning_job(account: Account) -> None:
     event = put_config(account, "configs/rail-tuning.yaml", TUNING_CONFIG)
-    barrier = threading.Barrier(2)
-    results: list[str] = []
+    results = deliver_twice_at_once(account, event)
 
-    def deliver() -> None:
-        barrier.wait()
-        try:
-            results.append(launch(account, event).action)
-        except LaunchInProgress:
-            results.append("retry-later")
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert sorted(results) in (["duplicate", "launched"], ["launched", "retry-later"])
+    assert results in (["duplicate", "launched"], ["launched", "retry-later"])
     assert launch(account, event).action == "duplicate"
     assert len(tuning_job_names(account)) == 1
 

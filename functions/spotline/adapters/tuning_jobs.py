@@ -7,7 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from spotline.adapters import aws
-from spotline.adapters.training_jobs import REJECTED_CODES, JobAlreadyExists, JobNotFound, JobRequestRejected
+from spotline.adapters.training_jobs import (
+    NOT_FOUND_CODES,
+    create_job,
+    describe_job,
+)
 
 # ListTrainingJobsForHyperParameterTuningJob returns at most 100 trials a page.
 TRIALS_PAGE = 100
@@ -23,35 +27,14 @@ class TuningJobs:
 
     def create(self, request: Mapping[str, Any]) -> str:
         """Create the tuning job, return its ARN; :class:`JobAlreadyExists` if the name is taken."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.create_hyper_parameter_tuning_job(**request)
-        except ClientError as e:
-            code = aws.error_code(e)
-            if code == "ResourceInUse":
-                raise JobAlreadyExists(str(request["HyperParameterTuningJobName"])) from e
-            if code in REJECTED_CODES:
-                raise JobRequestRejected(code, str(e)) from e
-            raise
-        return str(response["HyperParameterTuningJobArn"])
+        name = str(request["HyperParameterTuningJobName"])
+        create = self.client.create_hyper_parameter_tuning_job
+        return create_job(lambda: create(**request), name, "HyperParameterTuningJobArn")
 
     def describe(self, name: str) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
-        try:
-            return dict(self.client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
-        except ClientError as e:
-            if aws.error_code(e) in ("ValidationException", "ResourceNotFound"):
-                raise JobNotFound(name) from e
-            raise
-
-    def exists(self, name: str) -> bool:
-        try:
-            self.describe(name)
-        except JobNotFound:
-            return False
-        return True
+        return describe_job(
+            lambda: self.client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name), name
+        )
 
     def trials(self, name: str, *, limit: int) -> list[dict[str, Any]]:
         """The tuning job's trial summaries, oldest first, at most ``limit`` (its trial count)."""
@@ -78,11 +61,7 @@ class TuningJobs:
         try:
             self.client.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
         except ClientError as e:
-            if aws.error_code(e) in ("ValidationException", "ResourceNotFound"):
+            if aws.error_code(e) in NOT_FOUND_CODES:
                 return False
             raise
         return True
-
-    def tags(self, arn: str) -> dict[str, str]:
-        response = self.client.list_tags(ResourceArn=arn, MaxResults=100)
-        return {str(t["Key"]): str(t.get("Value", "")) for t in response.get("Tags") or []}

@@ -63,26 +63,10 @@ class Param:
 
 def space(ranges: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Param]:
     params = []
-    for item in ranges.get("IntegerParameterRanges") or ():
-        params.append(
-            Param(
-                item["Name"],
-                "Integer",
-                float(item["MinValue"]),
-                float(item["MaxValue"]),
-                item.get("ScalingType", "Auto"),
-            )
-        )
-    for item in ranges.get("ContinuousParameterRanges") or ():
-        params.append(
-            Param(
-                item["Name"],
-                "Continuous",
-                float(item["MinValue"]),
-                float(item["MaxValue"]),
-                item.get("ScalingType", "Auto"),
-            )
-        )
+    for kind in ("Integer", "Continuous"):
+        for item in ranges.get(f"{kind}ParameterRanges") or ():
+            low, high = float(item["MinValue"]), float(item["MaxValue"])
+            params.append(Param(item["Name"], kind, low, high, item.get("ScalingType", "Auto")))
     for item in ranges.get("CategoricalParameterRanges") or ():
         params.append(Param(item["Name"], "Categorical", values=tuple(str(v) for v in item["Values"])))
     return params

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from spotline.domain.tuning_requests import DEFINITION_FIELDS
 from spotline_local.sagemaker.jobs import TERMINAL, TrainingJob
 from spotline_local.sagemaker.search import (
     LABELS,
@@ -45,21 +46,8 @@ TERMINAL_TUNING = frozenset({"Completed", "Failed", "Stopped"})
 POLL_S = 0.2
 # SageMaker fails a tuning job whose first trials all fail ("No training job succeeded after 5 attempts").
 FIRST_TRIALS_THAT_MUST_NOT_ALL_FAIL = 5
-_DEFINITION_TO_JOB = (
-    "AlgorithmSpecification",
-    "RoleArn",
-    "InputDataConfig",
-    "VpcConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "CheckpointConfig",
-    "RetryStrategy",
-    "Environment",
-)
+# What a trial's CreateTrainingJob takes from the tuning job's TrainingJobDefinition.
+_DEFINITION_TO_JOB = (*DEFINITION_FIELDS, "Environment")
 _EVENT_FIELDS = (
     "HyperParameterTuningJobName",
     "HyperParameterTuningJobArn",
