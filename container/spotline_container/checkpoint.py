@@ -1,9 +1,13 @@
 """Checkpoint files that survive being killed at any instant, and a reader that survives bad ones.
 
-Write: temporary file, fsync, rename, fsync the directory, then the same for the ``latest`` pointer;
+Write: temporary file, fsync, rename, fsync the directory, then the same for the ``latest`` pointer
+(its one line names the newest file; the control plane reads it in S3 to follow a run's progress);
 the last ``keep`` checkpoints stay. Read: the pointer's target first, then older checkpoints newest
-first; a truncated or corrupt file is skipped with a warning. Files load with ``weights_only=True``:
-a checkpoint holds tensors and plain values only.
+first. Files load with ``weights_only=True`` (safe unpickling: a checkpoint holds tensors and plain
+values only). A file that is unreadable, is not a checkpoint (not a mapping, no ``iteration`` whole
+number, no model weights) or does not fit the model being trained (the caller's ``fits`` raises) is
+skipped with a warning naming it, for the newest one that works. When there are checkpoints and
+none works, that is a :class:`UserError` naming each file and why: relaunching would fail again.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from spotline_container.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,43 @@ POINTER = "latest"
 TMP_PREFIX = ".tmp-"
 NAME = re.compile(r"model_(\d{8,})\.pt")
 REQUIRED_KEYS = frozenset({"model", "optimizer", "iteration"})
+MAX_LISTED_FAILURES = 5
+
+
+class CheckpointUnusable(Exception):
+    """A checkpoint file that cannot be resumed from; the message says why."""
+
+
+def check_payload(state: Any) -> dict[str, Any]:
+    """``state`` if it has a checkpoint's shape; :class:`CheckpointUnusable` saying what is wrong."""
+    if not isinstance(state, dict):
+        raise CheckpointUnusable(f"holds a {type(state).__name__}, not a checkpoint mapping")
+    missing = sorted(REQUIRED_KEYS - state.keys())
+    if missing:
+        raise CheckpointUnusable(f"lacks {', '.join(missing)}")
+    iteration = state["iteration"]
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise CheckpointUnusable(f"iteration is {iteration!r}, not a whole number")
+    model = state["model"]
+    if not isinstance(model, Mapping) or not model:
+        raise CheckpointUnusable("holds no model weights")
+    if not all(isinstance(v, torch.Tensor) for v in model.values()):
+        raise CheckpointUnusable("its model weights are not all tensors")
+    return state
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint in ``path`` (safe unpickling), checked for shape; :class:`CheckpointUnusable`."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated zip, a pickle of other types, a missing file
+        raise CheckpointUnusable(f"unreadable ({type(e).__name__}: {_short(e)})") from e
+    return check_payload(state)
+
+
+def _short(error: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -88,28 +132,50 @@ class CheckpointStore:
             return None
         return self.directory / name if NAME.fullmatch(name) else None
 
-    def load_latest(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        """The newest readable checkpoint, or None if there is none."""
+    def candidates(self) -> list[Path]:
+        """Checkpoint files to try, best first: the pointer's target, then the others newest first."""
         candidates = [p for _, p in reversed(self.checkpoints())]
         pointed = self._pointed()
         if pointed is not None:
-            candidates = [pointed] + [p for p in candidates if p != pointed]
-        elif candidates:
+            return [pointed] + [p for p in candidates if p != pointed]
+        if candidates:
             log.warning("checkpoint pointer '%s' missing or unreadable; using the newest file", POINTER)
-        for path in candidates:
+        return candidates
+
+    def load_latest(
+        self,
+        map_location: str | torch.device = "cpu",
+        fits: Callable[[dict[str, Any]], object] | None = None,
+    ) -> dict[str, Any] | None:
+        """The newest checkpoint that loads and fits, or None if there is none at all.
+
+        ``fits(state)`` raises when the state does not fit the model being trained (a throwaway
+        copy of the trainer loading it). :class:`UserError` naming every file when none works.
+        """
+        rejected: list[str] = []
+        for path in self.candidates():
             try:
-                state = torch.load(path, map_location=map_location, weights_only=True)
-            except Exception as e:  # a truncated zip, a bad pickle, a missing file: all mean "skip it"
-                log.warning(
-                    "checkpoint %s is unreadable (%s: %s); trying an older one",
-                    path.name,
-                    type(e).__name__,
-                    e,
-                )
-                continue
-            if not isinstance(state, dict) or not state.keys() >= REQUIRED_KEYS:
-                log.warning("checkpoint %s is incomplete; trying an older one", path.name)
+                state = read_checkpoint(path, map_location)
+                if fits is not None:
+                    try:
+                        fits(state)
+                    except torch.OutOfMemoryError:
+                        raise
+                    except Exception as e:  # wrong shapes, missing keys, odd optimizer or RNG state
+                        raise CheckpointUnusable(
+                            f"does not fit this model ({type(e).__name__}: {_short(e)})"
+                        ) from e
+            except CheckpointUnusable as e:
+                log.warning("checkpoint %s: %s; trying an older one", path.name, e)
+                rejected.append(f"{path.name}: {e}")
                 continue
             log.info("resuming from %s (iteration %d)", path.name, state["iteration"])
             return state
-        return None
+        if not rejected:
+            return None
+        listed = "; ".join(rejected[:MAX_LISTED_FAILURES])
+        more = len(rejected) - MAX_LISTED_FAILURES
+        raise UserError(
+            f"no checkpoint in {self.directory} can be resumed from: {listed}"
+            + (f"; and {more} more" if more > 0 else "")
+        )

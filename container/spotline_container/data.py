@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -67,12 +68,20 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _objects(coco: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """``coco[key]``: a list of JSON objects (absent: empty); :class:`DataError` naming the key."""
+    items = coco.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DataError(f"{where}: '{key}' must be a list of objects, not {type(items).__name__}")
+    return items
+
+
 def load_coco_channel(channel: Path, classes: Sequence[str] = ()) -> CocoChannel:
     """Read and check a labelled channel; ``classes`` fixes the class order (default: category ids)."""
     coco = _load_json(channel / ANNOTATIONS)
     where = f"{channel.name}/{ANNOTATIONS}"
     try:
-        categories = sorted(coco.get("categories", []), key=lambda c: int(c["id"]))
+        categories = sorted(_objects(coco, "categories", where), key=lambda c: int(c["id"]))
         names = {int(c["id"]): str(c["name"]) for c in categories}
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"{where}: every category needs an integer 'id' and a 'name'") from e
@@ -84,23 +93,29 @@ def load_coco_channel(channel: Path, classes: Sequence[str] = ()) -> CocoChannel
         raise DataError(f"{where}: categories {unknown} are not in model.classes {list(class_names)}")
     to_index = {cid: class_names.index(name) for cid, name in names.items()}
     per_image: dict[int, list[tuple[list[float], int]]] = {}
-    for ann in coco.get("annotations", []):
+    for ann in _objects(coco, "annotations", where):
         try:
             x, y, w, h = (float(v) for v in ann["bbox"])
             image_id, cid = int(ann["image_id"]), int(ann["category_id"])
-        except (KeyError, TypeError, ValueError) as e:
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
+                raise ValueError("bbox is not finite")
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise DataError(f"{where}: annotation {ann.get('id')!r} needs image_id, category_id, bbox") from e
         if cid not in to_index:
             raise DataError(f"{where}: annotation {ann.get('id')!r} has unknown category_id {cid}")
         if w > 0 and h > 0 and not ann.get("iscrowd", 0):
             per_image.setdefault(image_id, []).append(([x, y, x + w, y + h], to_index[cid]))
     records = []
-    for img in coco["images"]:
+    for img in _objects(coco, "images", where):
         try:
             image_id, name = int(img["id"]), str(img["file_name"])
             width, height = int(img["width"]), int(img["height"])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise DataError(f"{where}: every image needs id, file_name, width and height") from e
+        if width <= 0 or height <= 0:
+            raise DataError(
+                f"{where}: image {name!r} has width {width} and height {height}; both must be > 0"
+            )
         path = _resolve(channel, name)
         objects = per_image.get(image_id, [])
         records.append(

@@ -9,7 +9,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP, VAL_MAP50, metric_line
+from spotline.metric_names import (
+    TRAIN_ITERATION,
+    TRAIN_LOSS,
+    TRAIN_LR,
+    TRAIN_THROUGHPUT,
+    VAL_MAP,
+    VAL_MAP50,
+    metric_line,
+)
 from spotline_container.checkpoint import CheckpointStore
 from spotline_container.metrics_file import MetricsFile
 from spotline_container.trainer import Hook
@@ -20,7 +28,11 @@ metrics_log = logging.getLogger("spotline.metrics")
 
 class MetricsHook(Hook):
     """``#metric train/loss=... step=N`` lines (the control plane's MetricDefinitions read them),
-    and the same points in the run's metrics file when there is one."""
+    and the same points in the run's metrics file when there is one.
+
+    ``train/iteration`` (a line only) also goes out when a stop is requested: the step the job
+    reached, which the control plane sets against the checkpoint left in S3 (the work lost).
+    """
 
     def __init__(self, period: int, global_batch: int, file: MetricsFile | None = None) -> None:
         self.period, self.global_batch, self.file = period, global_batch, file
@@ -41,9 +53,13 @@ class MetricsHook(Hook):
         emit(TRAIN_LOSS, float(self._loss_sum) / self._iters, t.iter, self.file)
         emit(TRAIN_LR, t.lr, t.iter, self.file)
         emit(TRAIN_THROUGHPUT, self._iters * self.global_batch / elapsed, t.iter, self.file)
+        emit(TRAIN_ITERATION, t.iter, t.iter)  # the file has its own step for every record
         if self.file is not None:
             self.file.flush()
         self._since, self._iters, self._loss_sum = time.perf_counter(), 0, 0.0
+
+    def on_interrupt(self) -> None:
+        emit(TRAIN_ITERATION, self.trainer.iter, self.trainer.iter)
 
 
 def emit(name: str, value: float, step: int, file: MetricsFile | None = None) -> None:

@@ -8,6 +8,7 @@ only the shards it had not finished. At the end the shards are merged into ``pre
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -15,12 +16,14 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from spotline.config import RunConfig
+from spotline.config.model import ModelSection
 from spotline.metric_names import INFER_THROUGHPUT
 from spotline_container.checkpoint import atomic_write
 from spotline_container.data import build_image_loader, list_images
@@ -63,14 +66,43 @@ def open_model_channel(env: SageMakerEnvironment) -> Path:
     return out
 
 
+def _schema(name: str) -> Mapping[str, Any]:
+    """The config schema's rules of ``model.<name>`` (what a training run can have built)."""
+    return next(f.metadata for f in dataclasses.fields(ModelSection) if f.name == name)
+
+
+def _checked_payload(payload: Any) -> tuple[dict[str, int], tuple[str, ...], int]:
+    """``(CenterNet kwargs, classes, input size)`` of a model file; ValueError saying what is odd."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
+        raise ValueError(f"holds a {type(payload).__name__}, not a spotline model")
+    kwargs, classes, size = payload.get("kwargs"), payload.get("classes"), payload.get("input_size", 0)
+    if not isinstance(kwargs, dict) or set(kwargs) != {"num_classes", "depth", "width", "head_width"}:
+        raise ValueError(f"kwargs is {kwargs!r}, expected num_classes, depth, width and head_width")
+    limits = {"num_classes": (1, int(_schema("classes")["max_items"]))}
+    for name in ("depth", "width", "head_width"):
+        limits[name] = (int(_schema(name)["min"]), int(_schema(name)["max"]))
+    for key, (low, high) in limits.items():
+        value = kwargs[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{key} is {value!r}, expected a whole number from {low} to {high}")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"classes is {classes!r}, expected a list of names")
+    if len(classes) != kwargs["num_classes"]:
+        raise ValueError(f"{len(classes)} classes for a model of {kwargs['num_classes']}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 4096:
+        raise ValueError(f"input_size is {size!r}, expected a whole number of pixels")
+    return dict(kwargs), tuple(classes), size
+
+
 def load_model(model_dir: Path, device: torch.device) -> tuple[CenterNet, tuple[str, ...], int]:
     try:
         payload = torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True)
-        model = CenterNet(**payload["kwargs"])
+        kwargs, classes, size = _checked_payload(payload)
+        model = CenterNet(**kwargs)
         model.load_state_dict(payload["model"])
     except Exception as e:  # any unreadable model is the input's fault, not the platform's
         raise UserError(f"cannot load {MODEL_FILE}: {type(e).__name__}: {e}") from e
-    return model.to(device).eval(), tuple(payload["classes"]), int(payload["input_size"])
+    return model.to(device).eval(), classes, size
 
 
 def _digest(*parts: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from spotline_container.checkpoint import CheckpointStore, atomic_save, atomic_w
 from spotline_container.data import build_train_loader, load_coco_channel
 from spotline_container.distributed import DistContext, barrier
 from spotline_container.env import SageMakerEnvironment
-from spotline_container.errors import DataError, UserError
+from spotline_container.errors import UserError
 from spotline_container.hooks import CheckpointHook, EvalHook, MetricsFileHook, MetricsHook
 from spotline_container.metrics_file import MetricsFile
 from spotline_container.model import CenterNet
@@ -110,6 +111,14 @@ def build_trainer(
     )
 
 
+def checkpoint_fit_check(config: RunConfig, num_classes: int) -> Callable[[dict[str, Any]], object]:
+    """A throwaway trainer of this run on the CPU (no DDP, no compile): its ``load_state_dict``
+    raises for a checkpoint that does not fit the model, optimizer, schedule or scaler."""
+    cpu = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    probe_config = dataclasses.replace(config, solver=dataclasses.replace(config.solver, compile=False))
+    return build_trainer(probe_config, num_classes, cpu, []).load_state_dict
+
+
 def run_training(
     env: SageMakerEnvironment,
     config: RunConfig,
@@ -146,7 +155,9 @@ def run_training(
     if ctx.is_main:
         store.clean_temporaries()
     barrier(ctx)
-    state = store.load_latest()  # on the CPU: RNG states must stay CPU tensors
+    # On the CPU (RNG states must stay CPU tensors); every rank reads the same files, so every
+    # rank picks the same one: the newest that loads into a CPU copy of this run's trainer.
+    state = store.load_latest(fits=checkpoint_fit_check(config, len(classes))) if store.candidates() else None
     start_iter = int(state["iteration"]) if state else 0
 
     data = build_train_loader(
@@ -188,8 +199,8 @@ def run_training(
     if state is not None:
         try:
             trainer.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise DataError(f"the checkpoint does not fit this config (model or solver changed?): {e}") from e
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # it fitted the CPU copy
+            raise UserError(f"checkpoint of iteration {start_iter} does not fit this config: {e}") from e
     trainer.train()
 
     metrics = {"iteration": float(trainer.iter)}

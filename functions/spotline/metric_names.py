@@ -17,11 +17,14 @@ from __future__ import annotations
 TRAIN_LOSS = "train/loss"
 TRAIN_LR = "train/lr"
 TRAIN_THROUGHPUT = "train/images_per_s"
+TRAIN_ITERATION = (
+    "train/iteration"  # the step reached: with the checkpoint in S3, the work an interruption lost
+)
 VAL_MAP50 = "val/mAP50"
 VAL_MAP = "val/mAP"
 INFER_THROUGHPUT = "infer/images_per_s"
 
-ALL = (TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, VAL_MAP50, VAL_MAP, INFER_THROUGHPUT)
+ALL = (TRAIN_LOSS, TRAIN_LR, TRAIN_THROUGHPUT, TRAIN_ITERATION, VAL_MAP50, VAL_MAP, INFER_THROUGHPUT)
 
 METRICS_FILE = "metrics.jsonl"
 ATTEMPT_START = "attempt/start"
@@ -31,10 +34,12 @@ _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
 def metric_line(name: str, value: float, step: int) -> str:
-    """``#metric train/loss=0.512300 step=120`` — the one format the regexes below read."""
+    """``#metric train/loss=0.5123 step=120`` — the one format the regexes below read (whole
+    numbers in full: ``#metric train/iteration=1234567 step=1234567``)."""
     if name not in ALL:
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(ALL)}")
-    return f"#metric {name}={value:.6g} step={step}"
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else f"{value:.6g}"
+    return f"#metric {name}={text} step={step}"
 
 
 def metric_regex(name: str) -> str:

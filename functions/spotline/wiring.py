@@ -29,7 +29,7 @@ from spotline.inference.closer import BatchCloser
 from spotline.inference.intake import ImageIntake
 from spotline.inference.launch import InferenceLauncher
 from spotline.inference.model_resolver import ModelResolver
-from spotline.inference.results import InferenceCompleted
+from spotline.inference.results import BatchResults, InferenceCompleted, InferenceFailed
 from spotline.ledger.batches import BatchLedger
 from spotline.ledger.models import Models
 from spotline.ledger.notices import Notices
@@ -39,7 +39,7 @@ from spotline.ledger.trials import TrialLedger
 from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
 from spotline.runs.pending_watch import PendingWatch
-from spotline.runs.publish import CompletedPublisher, MetricsSink, RunPublisher
+from spotline.runs.publish import CompletedPublisher, FailedPublisher, MetricsSink, RunPublisher
 from spotline.runs.relaunch import Relauncher
 from spotline.runs.report_page import RunPages
 from spotline.training.config_deleted import ConfigDeletion
@@ -136,10 +136,12 @@ class Wiring:
     batch_closer = _flow(BatchCloser)
     inference_launcher = _flow(InferenceLauncher)
     model_resolver = _flow(ModelResolver)
+    batch_results = _flow(BatchResults)
     inference_completed = _flow(InferenceCompleted)
     tuning_starter = _flow(TuningStarter)
     trial_events = _flow(TrialRecorder)
     tuning_state = _flow(TuningEnded)
+    inference_failed = _flow(InferenceFailed)
 
     # What a completed job publishes, by the kind of its run.
     completed: _Once[Mapping[RunKind, CompletedPublisher]] = _Once(
@@ -148,4 +150,8 @@ class Wiring:
             RunKind.INFERENCE: w.inference_completed,
             RunKind.TUNING: w.build(TrainingCompleted),  # the best trial's model, through the same gate
         }
+    )
+    # What a run that settles FAILED or CANCELLED does, by its kind (training runs: nothing more).
+    failed: _Once[Mapping[RunKind, FailedPublisher]] = _Once(
+        lambda w: {RunKind.INFERENCE: w.inference_failed}
     )

@@ -1,12 +1,15 @@
-"""Spot safety: atomic checkpoints, fallback past a corrupt one, SIGTERM then resume == uninterrupted."""
+"""Spot safety: atomic checkpoints, fallback past a corrupt or misfit one, SIGTERM then resume ==
+uninterrupted, and a bad checkpoint with nothing to fall back to is the user's error, naming the file."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from spotline_container.checkpoint import CheckpointStore
@@ -45,7 +48,7 @@ def test_corrupt_latest_checkpoint_is_survived(tmp_path: Path, channels: dict[st
     make_tree(base, config_yaml=tiny_config(max_iter=25), channels=channels)
     second = run_container(base)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "model_00000020.pt is unreadable" in second.stderr
+    assert "checkpoint model_00000020.pt: unreadable" in second.stderr
     assert "resuming from model_00000010.pt (iteration 10)" in second.stderr
     assert "training steps 10..25" in second.stderr
 
@@ -84,3 +87,80 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path: Path, channel
     assert expected.keys() == got.keys()
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+class _Opaque:
+    """Not a type safe unpickling accepts: a checkpoint holding it must not be loaded."""
+
+
+def _tamper(path: Path, how: str) -> None:
+    """Rewrite the checkpoint in ``path`` as an odd or hostile writer would."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:64])
+        return
+    state = torch.load(path, weights_only=True)
+    if how == "empty-model":
+        state["model"] = {}
+    elif how == "wrong-shapes":
+        state["model"] = {k: torch.zeros(3, 3) for k in state["model"]}
+    elif how == "iteration-ten":
+        state["iteration"] = "ten"
+    elif how == "not-a-mapping":
+        state = [state["model"]]
+    elif how == "odd-rng":
+        state["rng"] = {"torch": "not a tensor"}
+    elif how == "unsafe-pickle":
+        state["data"] = _Opaque()
+    torch.save(state, path)
+
+
+def _resume_tree(tmp_path: Path, trained: Run, channels: dict[str, Path], *, keep: tuple[int, ...]) -> Path:
+    """A run relaunched with the trained run's checkpoints of iterations ``keep`` (10, 20, 30)."""
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    base = make_tree(tmp_path / "ml", config_yaml=tiny_config(max_iter=35), channels=channels)
+    (base / "checkpoints").mkdir()
+    for iteration in keep:
+        name = f"model_{iteration:08d}.pt"
+        shutil.copy(trained.base / "checkpoints" / name, base / "checkpoints" / name)
+    (base / "checkpoints" / "latest").write_text(f"model_{max(keep):08d}.pt\n")
+    return base
+
+
+@pytest.mark.parametrize("how", ["empty-model", "wrong-shapes", "iteration-ten"])
+def test_a_checkpoint_that_does_not_fit_falls_back_to_the_newest_that_does(
+    tmp_path: Path, trained: Run, channels: dict[str, Path], how: str
+) -> None:
+    base = _resume_tree(tmp_path, trained, channels, keep=(10, 20, 30))
+    _tamper(base / "checkpoints" / "model_00000030.pt", how)
+
+    run = run_container(base)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "checkpoint model_00000030.pt: " in run.stderr and "trying an older one" in run.stderr
+    assert "resuming from model_00000020.pt (iteration 20)" in run.stderr
+    assert "training steps 20..35" in run.stderr
+    assert (base / "model" / "model.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("iteration-ten", "iteration is 'ten', not a whole number"),
+        ("not-a-mapping", "holds a list, not a checkpoint mapping"),
+        ("unsafe-pickle", "unreadable (UnpicklingError"),
+        ("odd-rng", "does not fit this model (TypeError"),
+    ],
+)
+def test_a_bad_checkpoint_with_no_good_one_is_a_user_error_naming_the_file(
+    tmp_path: Path, trained: Run, channels: dict[str, Path], how: str, why: str
+) -> None:
+    base = _resume_tree(tmp_path, trained, channels, keep=(30,))
+    _tamper(base / "checkpoints" / "model_00000030.pt", how)
+
+    run = run_container(base)
+
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.failure is not None
+    assert run.failure.startswith("UserError: no checkpoint in "), run.failure
+    assert f"model_00000030.pt: {why}" in run.failure, run.failure
+    assert not (base / "model" / "model.pt").exists()

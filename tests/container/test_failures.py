@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from spotline_container.sagemaker_tree import make_tree
 from tests.container.conftest import run_container, tiny_config
@@ -52,6 +57,35 @@ def test_broken_annotations_are_a_user_error(tmp_path: Path, channels: dict[str,
     assert run.failure is not None
     assert run.failure.startswith("UserError:")
     assert "annotations.json" in run.failure
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda coco: coco["images"][0].update(width=0), "has width 0 and height 64; both must be > 0"),
+        (lambda coco: coco.update(images="images/"), "expected a COCO object with 'images'"),
+        (lambda coco: coco.update(annotations=[[1, 2, 3, 4]]), "'annotations' must be a list of objects"),
+        (
+            lambda coco: coco["annotations"][0].update(bbox=[1, 2, "nan", 4]),
+            "needs image_id, category_id, bbox",
+        ),
+        (lambda coco: coco.update(categories={"1": "rail_crack"}), "'categories' must be a list of objects"),
+    ],
+    ids=["width-0", "images-not-a-list", "annotation-not-an-object", "nan-bbox", "categories-a-mapping"],
+)
+def test_odd_annotations_are_a_user_error_naming_the_file(
+    tmp_path: Path, channels: dict[str, Path], change: Callable[[dict[str, Any]], object], why: str
+) -> None:
+    base = make_tree(tmp_path, config_yaml=tiny_config(), channels=channels)
+    path = base / "input" / "data" / "train" / "annotations.json"
+    coco = json.loads(path.read_text())
+    change(coco)
+    path.write_text(json.dumps(coco))
+    run = run_container(base)
+    assert run.returncode == 1
+    assert run.failure is not None
+    assert run.failure.startswith("UserError: "), run.failure
+    assert "train/annotations.json: " in run.failure and why in run.failure
 
 
 def test_unreadable_platform_files_are_a_platform_error(tmp_path: Path, channels: dict[str, Path]) -> None:

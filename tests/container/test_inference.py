@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
 
 from spotline_container.sagemaker_tree import make_tree
 from tests.container.conftest import Run, images_channel, model_channel, run_container
@@ -77,3 +83,36 @@ def test_inference_without_images_is_a_user_error(tmp_path: Path, trained: Run) 
     assert run.returncode == 1
     assert run.failure is not None
     assert run.failure.startswith("UserError: missing channel 'images'")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (lambda p: p["kwargs"].update(width=0), "width is 0, expected a whole number from 4 to 256"),
+        (lambda p: p.update(classes="rail_crack"), "classes is 'rail_crack', expected a list of names"),
+    ],
+    ids=["width-0", "classes-a-string"],
+)
+def test_an_odd_model_file_is_a_user_error_naming_it(
+    tmp_path: Path,
+    trained: Run,
+    rail_data: dict[str, Path],
+    tamper: Callable[[dict[str, Any]], object],
+    why: str,
+) -> None:
+    assert trained.returncode == 0
+    source = tmp_path / "model-src"
+    source.mkdir()
+    for name in ("config.yaml", "metrics.json"):
+        shutil.copy(trained.base / "model" / name, source / name)
+    payload = torch.load(trained.base / "model" / "model.pt", weights_only=True)
+    tamper(payload)
+    torch.save(payload, source / "model.pt")
+    base = make_tree(
+        tmp_path / "ml",
+        hyperparameters={"mode": "inference"},
+        channels={"model": source, "images": images_channel(rail_data, tmp_path / "images-src")},
+    )
+    run = run_container(base)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.failure == f"UserError: cannot load model.pt: ValueError: {why}"

@@ -42,6 +42,20 @@ def test_the_relaunch_resumed_from_the_checkpoint_not_from_zero(e2e: E2E, traine
     assert min(s for s, _ in second_loss.points) > resumed_at
 
 
+def test_the_report_shows_where_each_attempt_started_and_ended(e2e: E2E, trained_run: TrainedRun) -> None:
+    # The local SageMaker syncs the checkpoint folder (pointer included) as SageMaker does; the
+    # job-state function read the pointer after each attempt.
+    prefix = f"runs/{trained_run.run_id}/checkpoints/"
+    assert e2e.read(prefix + "latest").decode().strip() == "model_00000060.pt"
+    first, second = json.loads(e2e.read(f"runs/{trained_run.run_id}/report.json"))["attempts"]
+    assert first["start_iteration"] == 0
+    assert first["end_iteration"] >= INTERRUPT_AT  # the checkpoint written on SIGTERM reached S3
+    assert first["reached_iteration"] == first["end_iteration"]  # so the interruption lost nothing
+    assert first["work_lost_iterations"] == 0
+    assert second["start_iteration"] == first["end_iteration"]
+    assert (second["end_iteration"], second["reached_iteration"]) == (60, 60)  # solver.max_iter
+
+
 def test_jobs_share_the_run_checkpoints_and_the_model_is_uploaded(e2e: E2E, trained_run: TrainedRun) -> None:
     sagemaker = e2e.client("sagemaker")
     first, second = (str(a.job_name) for a in e2e.ledger.attempts(trained_run.run_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ from spotline.adapters.notifier import Notifier
 from spotline.adapters.training_jobs import JobRequestRejected, TrainingJobs
 from spotline.domain.states import RunStatus
 from spotline.inference.closer import BatchCloseError
-from tests.support.aws_account import Account
+from tests.support.aws_account import BUCKET, Account
 from tests.support.batches import feed, image_event, pipeline, promote, settings_for
 
 
@@ -61,3 +62,9 @@ def test_a_refused_part_is_alerted_after_its_first_alert_failed(account: Account
     assert run is not None and run.status == RunStatus.FAILED
     subjects = [m["Subject"] for m in account.inbox.messages()]
     assert subjects == ["spotline: inference for rail-2026-11-27 could not start"]
+    # the batch settled without it: no result, every image named as missing, and why
+    body = account.s3.get_object(Bucket=BUCKET, Key="results/rail-2026-11-27/summary.json")["Body"].read()
+    summary = json.loads(body)
+    assert (summary["status"], summary["images"], summary["missing_images"]) == ("FAILED", 0, 3)
+    assert summary["missing"] == [f"IMG {i:03d}.jpg" for i in range(3)]
+    assert "instance type not supported" in summary["missing_parts"][0]["reason"]

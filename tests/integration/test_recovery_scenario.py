@@ -29,8 +29,15 @@ def test_interrupted_then_capacity_then_next_type_completes(recovery: Recovery) 
     run_id = recovery.drop_config(rail_config())
 
     # attempt 1: Spot capacity did not come back within max_wait -> same type once more
+    recovery.checkpoint(run_id, 600)  # its last checkpoint reached S3; it had got to iteration 640
     first = recovery.end(
-        job(run_id, 1), "Stopped", "MaxWaitTimeExceeded", training_s=1800, billable_s=540, times=3
+        job(run_id, 1),
+        "Stopped",
+        "MaxWaitTimeExceeded",
+        training_s=1800,
+        billable_s=540,
+        metrics={"train/iteration": 640},
+        times=3,
     )
     assert [o.action for o in first] == ["retrying", "duplicate", "duplicate"]
     assert recovery.run_relaunches(times=3)[0].action == "launched"
@@ -41,7 +48,8 @@ def test_interrupted_then_capacity_then_next_type_completes(recovery: Recovery) 
     assert [o.action for o in recovery.run_relaunches(times=3)] == ["launched", "duplicate", "duplicate"]
 
     # attempt 3 on the next type completes
-    metrics = {"val/mAP50": 0.71, "val/mAP": 0.42}
+    metrics = {"val/mAP50": 0.71, "val/mAP": 0.42, "train/iteration": 1000}
+    recovery.checkpoint(run_id, 1000)
     third = recovery.end(
         job(run_id, 3), "Completed", training_s=2400, billable_s=720, metrics=metrics, times=3
     )
@@ -95,6 +103,12 @@ def test_interrupted_then_capacity_then_next_type_completes(recovery: Recovery) 
         (2, "ml.g4dn.xlarge", "SPOT_UNAVAILABLE"),
         (3, "ml.g5.xlarge", "COMPLETED"),
     ]
+    # how far each got: attempt 1 lost the 40 iterations after its last checkpoint; attempt 2 never ran
+    progress = [
+        (a["start_iteration"], a["end_iteration"], a["reached_iteration"], a["work_lost_iterations"])
+        for a in report["attempts"]
+    ]
+    assert progress == [(0, 600, 640, 40), (600, 600, None, None), (600, 1000, 1000, 0)]
     savings = report["savings"]
     assert savings["estimate"] is True
     assert savings["training_s"] == 1800 + 0 + 2400
@@ -158,6 +172,7 @@ def test_attempt_cap_stops_the_ladder_and_says_so(recovery: Recovery) -> None:
 
 def test_budget_cap_stops_the_ladder_and_says_so(recovery: Recovery) -> None:
     run_id = recovery.drop_config(rail_config(extra="budget_usd: 1.0"))
+    recovery.checkpoint(run_id, 2400)
     # 2 h billable on ml.g4dn.xlarge at $0.736/h = $1.47 > $1.00
     outcome = recovery.end(job(run_id, 1), "Stopped", "MaxWaitTimeExceeded", training_s=7200, billable_s=7200)
     assert outcome[0].action == "failed"

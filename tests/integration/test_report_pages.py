@@ -55,6 +55,7 @@ def test_the_page_follows_the_run_and_every_alert_links_to_it(
     run_id = recovery.drop_config(config)
     folder = tmp_path / "checkpoints"
     sync_metrics(account, run_id, folder, 1, range(0, INTERRUPTED_AT + 1, 10), stop=True)
+    recovery.checkpoint(run_id, INTERRUPTED_AT)  # and the checkpoint written on SIGTERM
 
     recovery.end(job(run_id, 1), "Stopped", "MaxWaitTimeExceeded", training_s=1800, billable_s=540)
     retrying = page(account, run_id)

@@ -790,7 +790,8 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
         "ConfigDeletedFunction": {"configs/"},  # HeadObject: the object the deleted key holds now
         "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
         "TuningStateFunction": set(),
-        "RelaunchFunction": set(),
+        # a part whose relaunch is refused settles its batch: the previews' source images
+        "RelaunchFunction": {"inference/"},
         "ImageIntakeFunction": {"inference/"},
         "BatchCloserFunction": {"inference/"},
         "RunWatchFunction": set(),

@@ -75,11 +75,15 @@ def end_job(
     training_s: int = 0,
     billable_s: int = 0,
     metrics: dict[str, float] | None = None,
+    image: str | None = None,
 ) -> None:
-    """Make the emulated job end as SageMaker would report it in DescribeTrainingJob."""
+    """Make the emulated job end as SageMaker would report it in DescribeTrainingJob (``image``:
+    as if the job had run another image than the one it was created with)."""
     from moto.sagemaker.models import sagemaker_backends
 
     job = sagemaker_backends[ACCOUNT][REGION].training_jobs[name]
+    if image is not None:
+        job.algorithm_specification = {**job.algorithm_specification, "TrainingImage": image}
     job.training_job_status = status
     job.secondary_status = secondary or status
     if reason:
@@ -149,6 +153,14 @@ class Recovery:
     ) -> list[StateOutcome]:
         end_job(name, status, secondary, reason, **job)
         return self.deliver(state_change_event(name, status, secondary, reason), times)
+
+    def checkpoint(self, run_id: str, iteration: int, *, pointer: bool = True) -> None:
+        """What the container's checkpoint at ``iteration`` looks like once SageMaker synced it to S3."""
+        prefix = f"runs/{run_id}/checkpoints/"
+        name = f"model_{iteration:08d}.pt"
+        self.account.s3.put_object(Bucket=BUCKET, Key=prefix + name, Body=b"checkpoint bytes")
+        if pointer:
+            self.account.s3.put_object(Bucket=BUCKET, Key=prefix + "latest", Body=f"{name}\n".encode())
 
     def queued_relaunches(self) -> list[tuple[dict[str, Any], int]]:
         """Every message on the relaunch queue with its DelaySeconds, as if the delays had passed."""

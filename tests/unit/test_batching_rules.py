@@ -11,7 +11,8 @@ from spotline.domain.naming import JOB_NAME, job_name
 from spotline.domain.settings import Settings
 from spotline.inference.intake import classify
 from spotline.inference.launch import inference_run_id, manifest_body, split_evenly
-from spotline.inference.results import subject_for, summarize
+from spotline.inference.results import subject_for
+from spotline.inference.summary import BatchSummary
 from tests.support.events import load_event, s3_object_created
 
 BUCKET = "spotline-drop-123456789012"
@@ -95,7 +96,10 @@ def test_run_ids_and_job_names_are_deterministic_and_valid() -> None:
 
 def test_subject_counts_with_thousands_separators() -> None:
     lines = [{"image": f"{i}.jpg", "detections": [{"class": "crack"}] if i < 37 else []} for i in range(5000)]
-    summary = summarize(lines, batch="rail-2026-11-27", generation=1)
+    counts = BatchSummary(worst_kept=4, previewable=lambda _: True)
+    for line in lines:
+        counts.add(line)
+    summary = {"batch": "rail-2026-11-27", "generation": 1, **counts.to_dict()}
     assert subject_for(summary) == "rail-2026-11-27: 37 of 5,000 images show defects"
     assert summary["detections_per_class"] == {"crack": 37}
     assert subject_for({**summary, "generation": 2, "images_with_defects": 1}).startswith(

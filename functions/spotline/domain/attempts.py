@@ -1,4 +1,4 @@
-"""What the rules of the ladder and of cost need to know about one attempt of a run.
+"""What the rules of the ladder, of cost and of progress need to know about one attempt of a run.
 
 The ledger's :class:`spotline.ledger.records.Attempt` has these fields; the domain reads them
 through this protocol so that it never depends on the ledger.
@@ -28,3 +28,11 @@ class AttemptFacts(Protocol):
 
     @property
     def billable_s(self) -> int: ...
+
+    @property
+    def start_iteration(self) -> int | None:
+        """The checkpoint iteration the attempt started from (None: not known)."""
+
+    @property
+    def end_iteration(self) -> int | None:
+        """The checkpoint iteration it left in S3 (None: not known, e.g. no pointer)."""

@@ -31,6 +31,8 @@ class RunPolicy:
     objective_metric: str | None = None
     objective_goal: str | None = None
     follow_up_lost_trials: bool = False
+    # How often the container checkpoints (by time; it may also by steps): None when not known.
+    checkpoint_period_s: int | None = None
 
     @classmethod
     def from_config(cls, config: RunConfig) -> RunPolicy:
@@ -50,6 +52,7 @@ class RunPolicy:
             objective_metric=config.tuning.objective.metric if config.tuning else None,
             objective_goal=config.tuning.objective.goal if config.tuning else None,
             follow_up_lost_trials=bool(config.tuning and config.tuning.follow_up_lost_trials),
+            checkpoint_period_s=round(config.checkpoint.period_minutes * 60),
         )
 
     def to_item(self) -> dict[str, Any]:

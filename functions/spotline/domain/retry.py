@@ -48,6 +48,7 @@ class Cap(StrEnum):
     BUDGET = "budget cap"
     QUOTA = "quota retry cap"
     NAMES = "job-name attempt limit"
+    NO_PROGRESS = "no-progress cap"  # relaunches that leave no newer checkpoint (domain/progress.py)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spotline.adapters.training_jobs import JobRequestRejected
@@ -29,6 +29,7 @@ from spotline.domain.requests import Resources, job_request, s3_channel
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind, RunStatus
 from spotline.inference.model_resolver import batch_prefix
+from spotline.inference.results import InferenceFailed
 from spotline.ledger.records import ClosePart, InferencePart, RunSource
 from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress
 from spotline.runs.publish import NOTICE_KIND
@@ -132,6 +133,8 @@ class PartLaunch:
 class InferenceLauncher(FirstAttemptLauncher):
     """Writes manifests and starts one inference run per part; every step may be repeated."""
 
+    inference_failed: InferenceFailed = field(kw_only=True)
+
     def write_manifest(self, run_id: str, batch: str, relative_keys: Sequence[str]) -> str:
         key = manifest_key(run_id)
         self.bucket.put(key, manifest_body(self.settings.bucket, batch, relative_keys), "application/json")
@@ -189,9 +192,14 @@ class InferenceLauncher(FirstAttemptLauncher):
     def _refused(self, run_id: str, batch: str, name: str, error: JobRequestRejected) -> PartLaunch:
         """SageMaker refused the request itself (an instance type the account lacks): fail, alert once.
 
-        The run is settled only once the alert is out: a failed alert releases its notice and
-        leaves the run PENDING, so the closer's next sweep retries both (as the launch function does).
+        The part joins its close's failed parts first (the close settles without it once the
+        others end). The run is settled only once the alert is out: a failed alert releases its
+        notice and leaves the run PENDING, so the closer's next sweep retries all three (as the
+        launch function does); SageMaker refuses the same request again.
         """
+        run = self.ledger.get_run(run_id)
+        if run is not None:
+            self.inference_failed(run, RunStatus.FAILED, str(error), now=self.clock())
         attributes = {
             "kind": NOTICE_KIND,
             "status": RunStatus.FAILED.value,

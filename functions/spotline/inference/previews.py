@@ -2,8 +2,9 @@
 
 SVG embeds the original image (base64) and draws the boxes as vector shapes, so the Lambda
 needs no imaging library. A preview is a courtesy: an image that is gone, too large or of a
-type browsers do not show is skipped, never a failed publish. The search is bounded: at most
-:data:`MAX_SOURCE_READS` source images are read, whatever the batch holds.
+type browsers do not show is skipped, never a failed publish. The search is bounded: the
+summary keeps only the :data:`MAX_SOURCE_READS` worst previewable findings, and at most that
+many source images are read, whatever the batch holds.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ BROWSER_TYPES = {
 }
 
 
-def worst_score(line: Mapping[str, Any]) -> float:
-    return max((float(d.get("score", 0.0)) for d in line.get("detections") or ()), default=0.0)
+def content_type_of(image: str) -> str | None:
+    """The type a browser shows ``image`` as, or None for a type browsers do not show."""
+    return BROWSER_TYPES.get("." + image.rsplit(".", 1)[-1].lower())
+
+
+def is_previewable(image: str) -> bool:
+    return content_type_of(image) is not None
 
 
 def preview_svg(image: bytes, content_type: str, line: Mapping[str, Any]) -> bytes:
@@ -71,7 +77,7 @@ def write_previews(
         if len(written) >= PREVIEWS or reads >= MAX_SOURCE_READS:
             break
         image = str(line["image"])
-        content_type = BROWSER_TYPES.get("." + image.rsplit(".", 1)[-1].lower())
+        content_type = content_type_of(image)
         if content_type is None:
             continue
         reads += 1

@@ -232,11 +232,20 @@ class BatchLedger:
         )
 
     def mark_part_done(self, batch: str, generation: int, run_id: str) -> BatchClose:
-        """Add ``run_id`` to the close's finished parts (a set: redeliveries change nothing)."""
+        """Add ``run_id`` to the close's completed parts (a set: redeliveries change nothing)."""
+        return self._add_part(batch, generation, "done_parts", run_id)
+
+    def mark_part_failed(self, batch: str, generation: int, run_id: str) -> BatchClose:
+        """Add ``run_id`` to the close's parts that failed for good (a set, like the completed ones)."""
+        return self._add_part(batch, generation, "failed_parts", run_id)
+
+    def _add_part(self, batch: str, generation: int, attribute: str, run_id: str) -> BatchClose:
+        # One atomic ADD returning the item as it is after it: of the invocations settling the
+        # last parts, at least one sees the close settled, whatever order the parts end in.
         item = self._update(
             batch,
             close_sk(generation),
-            "ADD done_parts :run",
+            f"ADD {attribute} :run",
             values={":run": {run_id}},
             condition="attribute_exists(pk)",
         )

@@ -16,6 +16,7 @@ from spotline.domain.classify import Outcome
 from spotline.domain.model_choice import ModelChoice
 from spotline.domain.plain import plain_fields
 from spotline.domain.policy import RunPolicy
+from spotline.domain.progress import work_lost
 from spotline.domain.states import AttemptStatus, RunKind, RunStatus, TrialStatus
 from spotline.ledger.table import check_storable
 
@@ -290,7 +291,9 @@ def inference_attrs(part: InferencePart) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AttemptEnd:
-    """What DescribeTrainingJob says about an attempt that ended, as spotline classified it."""
+    """What DescribeTrainingJob says about an attempt that ended, as spotline classified it, and
+    how far it got: the checkpoint iteration it started from and left in S3, the iteration it had
+    reached (None where unknown: an image that writes no checkpoint pointer or iteration metric)."""
 
     status: AttemptStatus
     outcome: Outcome
@@ -300,6 +303,9 @@ class AttemptEnd:
     training_s: int
     billable_s: int
     ended_at: str | None
+    start_iteration: int | None = None
+    end_iteration: int | None = None
+    reached_iteration: int | None = None
 
     def to_attrs(self) -> dict[str, Any]:
         return _checked(plain_fields(self), "attempt end")
@@ -323,6 +329,14 @@ class Attempt:
     billable_s: int = 0
     launched_at: str | None = None
     ended_at: str | None = None
+    start_iteration: int | None = None
+    end_iteration: int | None = None
+    reached_iteration: int | None = None
+
+    @property
+    def work_lost_iterations(self) -> int | None:
+        """Iterations the attempt did that no checkpoint in S3 holds (None when not known)."""
+        return work_lost(self.reached_iteration, self.end_iteration)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Attempt:
@@ -342,6 +356,9 @@ class Attempt:
             billable_s=f.whole("billable_s", 0),
             launched_at=f.opt_text("launched_at"),
             ended_at=f.opt_text("ended_at"),
+            start_iteration=f.opt_whole("start_iteration"),
+            end_iteration=f.opt_whole("end_iteration"),
+            reached_iteration=f.opt_whole("reached_iteration"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -349,7 +366,10 @@ class Attempt:
 
     def view(self) -> dict[str, Any]:
         """The attempt as reports and alerts show it (every field, None where unknown)."""
-        return plain_fields(self, without=("run_id", "job_status"))
+        return {
+            **plain_fields(self, without=("run_id", "job_status")),
+            "work_lost_iterations": self.work_lost_iterations,
+        }
 
 
 # -- trials of a tuning run -----------------------------------------------------------------------
@@ -387,6 +407,15 @@ class Trial:
     def attempt(self) -> int:
         """Its number, where the cost rules read an attempt's (``AttemptFacts.attempt``)."""
         return self.number
+
+    @property
+    def start_iteration(self) -> int | None:
+        """Not known for a trial: spotline does not follow a trial's checkpoints (the tuner runs it)."""
+        return None
+
+    @property
+    def end_iteration(self) -> int | None:
+        return None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Trial:
@@ -511,7 +540,11 @@ class ClosePart:
 
 @dataclass(frozen=True)
 class BatchClose:
-    """A sealed generation of a batch: its parts, its model, how far its launch and results got."""
+    """A sealed generation of a batch: its parts, its model, how far its launch and results got.
+
+    ``done_parts`` are the runs that completed, ``failed_parts`` those that settled FAILED or
+    CANCELLED; the close is settled once every part is in one of them (a run in both completed).
+    """
 
     batch: str
     generation: int
@@ -523,10 +556,21 @@ class BatchClose:
     closed_at: str
     launched_at: str | None = None
     done_parts: frozenset[str] = frozenset()
+    failed_parts: frozenset[str] = frozenset()
+
+    @property
+    def part_runs(self) -> tuple[str, ...]:
+        return tuple(p.run_id for p in self.parts)
+
+    @property
+    def settled(self) -> bool:
+        """Every part completed or failed for good."""
+        return bool(self.parts) and set(self.part_runs) <= self.done_parts | self.failed_parts
 
     def to_attrs(self) -> dict[str, Any]:
-        """What the close item is written with (``done_parts`` grows by its own update)."""
-        return _checked(plain_fields(self, without=("done_parts",)), f"close {self.batch}#{self.generation}")
+        """What the close item is written with (``done_parts``/``failed_parts`` grow by their own updates)."""
+        attrs = plain_fields(self, without=("done_parts", "failed_parts"))
+        return _checked(attrs, f"close {self.batch}#{self.generation}")
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> BatchClose:
@@ -545,6 +589,7 @@ class BatchClose:
             closed_at=f.text("closed_at", ""),
             launched_at=f.opt_text("launched_at"),
             done_parts=frozenset(f.texts("done_parts")),
+            failed_parts=frozenset(f.texts("failed_parts")),
         )
 
 

@@ -8,11 +8,14 @@ The flow, for one ``SageMaker Training Job State Change`` event:
    after CreateTrainingJob never leaves a paid job unwatched); an event of an older attempt than
    the run's is stale; a run already settled for this attempt, with its notice sent, is a duplicate;
 3. DescribeTrainingJob (events lack failure reasons and billable seconds) and record the
-   attempt's outcome and seconds;
+   attempt's outcome and seconds, and how far it got: the checkpoint iteration it started from and
+   left in S3, and the iteration it reached (:mod:`spotline.domain.progress`); an attempt to be
+   relaunched that should have checkpointed and left nothing newer in S3 raises one alert per run;
 4. classify (:mod:`spotline.domain.classify`) and act: publish, or plan a relaunch on the ladder
    (:mod:`spotline.domain.retry`) — the run goes RETRYING and a message waits on the relaunch delay
-   queue — or, when a cap stops the ladder, fail with an alert naming the cap; a run a person
-   cancelled (its config deleted) is settled CANCELLED instead of relaunched.
+   queue — or, when a cap stops the ladder (its last two relaunches made no progress, too), fail
+   with an alert naming the cap; a run a person cancelled (its config deleted) is settled
+   CANCELLED instead of relaunched.
 
 Every step is a conditional write or guarded by a notice, so redelivered events (SageMaker's
 and EventBridge's) create no second job and send no second message.
@@ -26,25 +29,30 @@ from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
+from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.relaunch_queue import RelaunchQueue
 from spotline.adapters.training_jobs import JobNotFound, TrainingJobs
 from spotline.domain.classify import TERMINAL_JOB_STATUSES, Action, Outcome, Rule, classify
 from spotline.domain.events import TrainingJobStateChange, parse_timestamp
 from spotline.domain.naming import parse_job_name
 from spotline.domain.policy import RunPolicy
-from spotline.domain.retry import CapReached, plan_relaunch
+from spotline.domain.progress import checkpoints_missing, no_progress, reached_iteration
+from spotline.domain.retry import RELAUNCH_ACTIONS, Cap, CapReached, plan_relaunch
 from spotline.domain.savings import spent_usd
 from spotline.domain.settings import Settings
 from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
-from spotline.ledger.records import AttemptEnd, NextAttempt, Run
+from spotline.ledger.records import Attempt, AttemptEnd, NextAttempt, Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
+from spotline.metric_names import TRAIN_ITERATION
 from spotline.runs.catch_up import NotCatchable, RunCatchUp
-from spotline.runs.publish import RunPublisher, notice_for
+from spotline.runs.progress import checkpoint_iteration, checkpoint_uri_of, writes_our_pointer
+from spotline.runs.publish import RunPublisher, final_metrics, notice_for
 
 logger = logging.getLogger(__name__)
 
+CHECKPOINTS_MISSING_NOTICE = "checkpoints-not-reaching-s3"
 _ATTEMPT_STATUS = {
     Outcome.COMPLETED: AttemptStatus.COMPLETED,
     Outcome.SPOT_UNAVAILABLE: AttemptStatus.INTERRUPTED,
@@ -107,6 +115,7 @@ class JobStateFlow:
     prices: Mapping[str, float]
     catch_up: RunCatchUp
     trial_events: TrialEvents
+    bucket: DropBucket
     clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
@@ -133,7 +142,7 @@ class JobStateFlow:
             return StateOutcome("stale", run_id, attempt, reason=f"the run is at attempt {run.attempt}")
         if attempt > run.attempt or run.status == RunStatus.PENDING:
             if run.status in TERMINAL_RUN_STATES and describe is not None:
-                self._record_attempt(run_id, attempt, describe, classify_ended(describe))
+                self._record_attempt(run, attempt, describe, classify_ended(describe))
                 reason = f"the run was {run.status} before this attempt's job started; its cost is recorded"
                 return StateOutcome("stale", run_id, attempt, reason=reason)
             raise RunNotCaughtUp(
@@ -151,7 +160,7 @@ class JobStateFlow:
             return StateOutcome("ignored", run_id, attempt, reason=f"DescribeTrainingJob says {job_status}")
         reason = str(describe.get("FailureReason") or "")
         rule = classify_ended(describe)
-        self._record_attempt(run_id, attempt, describe, rule)
+        self._record_attempt(run, attempt, describe, rule)
         logger.info(
             "job %s ended: %s -> %s",
             change.job_name,
@@ -196,10 +205,15 @@ class JobStateFlow:
             return self.trial_events.on_trial_ended(change, describe)
         return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
 
-    def _record_attempt(self, run_id: str, attempt: int, describe: Mapping[str, Any], rule: Rule) -> None:
+    def _record_attempt(self, run: Run, attempt: int, describe: Mapping[str, Any], rule: Rule) -> Attempt:
+        """Record how the attempt ended and how far it got; warn once if its checkpoints missed S3."""
+        run_id = run.run_id
         end = describe.get("TrainingEndTime") or describe.get("LastModifiedTime")
         ended_at = parse_timestamp(end)
-        self.ledger.attempt_ended(
+        earlier = [a for a in self.ledger.attempts(run_id) if a.attempt < attempt]
+        # Where the attempt started: the last checkpoint an earlier attempt left (a run starts at 0).
+        start = next((a.end_iteration for a in reversed(earlier) if a.end_iteration is not None), 0)
+        recorded = self.ledger.attempt_ended(
             run_id,
             attempt,
             AttemptEnd(
@@ -211,7 +225,42 @@ class JobStateFlow:
                 training_s=int(describe.get("TrainingTimeInSeconds") or 0),
                 billable_s=int(describe.get("BillableTimeInSeconds") or 0),
                 ended_at=iso_utc(ended_at.timestamp()) if ended_at else None,
+                start_iteration=start,
+                end_iteration=checkpoint_iteration(self.bucket, checkpoint_uri_of(describe)),
+                reached_iteration=reached_iteration(final_metrics(describe), TRAIN_ITERATION),
             ),
+        )
+        # Only a run that goes on has work to lose (a settled run's late job is only counted).
+        if run.status not in TERMINAL_RUN_STATES and rule.action in RELAUNCH_ACTIONS:
+            self._warn_if_checkpoints_missing(run, recorded, describe)
+        return recorded
+
+    def _warn_if_checkpoints_missing(self, run: Run, attempt: Attempt, describe: Mapping[str, Any]) -> None:
+        period = run.policy.checkpoint_period_s if run.policy else None
+        ours = writes_our_pointer(describe, self.settings.image_uri)
+        if not checkpoints_missing(attempt, period, pointer_expected=ours):
+            return
+        at = "no checkpoint" if attempt.end_iteration is None else f"iteration {attempt.end_iteration}"
+        self.publisher.warn_once(
+            run,
+            CHECKPOINTS_MISSING_NOTICE,
+            f"spotline: {run.label}: checkpoints are not reaching S3",
+            {
+                "kind": run.kind.value,
+                "status": "WARNING",
+                "config": run.source.key,
+                "attempt": attempt.attempt,
+                "reason": (
+                    f"attempt {attempt.attempt} trained {attempt.training_s} s, longer than the checkpoint "
+                    f"period ({period} s), and S3 holds {at} (it started at iteration "
+                    f"{attempt.start_iteration}): an interruption loses everything since. Check that the "
+                    "job writes to /opt/ml/checkpoints and its role may write the checkpoint prefix."
+                ),
+                "checkpoints": checkpoint_uri_of(describe),
+                "start_iteration": attempt.start_iteration,
+                "end_iteration": attempt.end_iteration,
+                "checkpoint_period_s": period,
+            },
         )
 
     def _settle(
@@ -226,13 +275,22 @@ class JobStateFlow:
             cap=cap,
             describe=ended.describe,
         )
-        action = to.value.lower() if settled.action == "settled" else settled.action
-        return StateOutcome(action, ended.run.run_id, ended.attempt, ended.rule.outcome.value, reason)
+        # A completed job whose output is unusable settles FAILED: the outcome says what happened.
+        action = settled.status.value.lower() if settled.action == "settled" else settled.action
+        return StateOutcome(
+            action, ended.run.run_id, ended.attempt, ended.rule.outcome.value, settled.reason or reason
+        )
 
     def _relaunch(self, ended: EndedAttempt, policy: RunPolicy) -> StateOutcome:
         run, attempt, rule, describe = ended.run, ended.attempt, ended.rule, ended.describe
         run_id = run.run_id
         attempts = [a for a in self.ledger.attempts(run_id) if a.attempt <= attempt]
+        ours = writes_our_pointer(describe, self.settings.image_uri)
+        stuck = no_progress(attempts, policy.checkpoint_period_s, pointer_expected=ours)
+        if stuck is not None:
+            last = str(describe.get("FailureReason") or describe.get("SecondaryStatus") or rule.outcome)
+            reason = f"{Cap.NO_PROGRESS} reached: {stuck} (last attempt: {last})"
+            return self._settle(ended, RunStatus.FAILED, reason, cap=Cap.NO_PROGRESS.value)
         spent = spent_usd(attempts, self.prices, policy.instance_count)
         plan = plan_relaunch(policy, rule.action, run_id=run_id, attempts=attempts, spent_usd=spent)
         if isinstance(plan, CapReached):

@@ -13,7 +13,11 @@ URL (``report_page``, ``report_console``).
 What a *completed* job publishes depends on the run's kind: the wiring plugs a
 :class:`CompletedPublisher` per kind in (a training run applies its promotion gate; an inference
 run writes ``results/<batch>/`` and sends the batch's own message, so its run-level success goes
-out as an EventBridge event only — one SNS message per batch, not one per job).
+out as an EventBridge event only — one SNS message per batch, not one per job). Its output is
+read *before* the run settles: output that cannot be used (:class:`OutputUnusable`) settles the
+run FAILED with one alert, never SUCCEEDED without results. A run that settles FAILED or
+CANCELLED calls its kind's :class:`FailedPublisher` (an inference part: its batch settles with
+the other parts' results once every part has ended).
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ DETAIL_TYPES = {
     RunStatus.CANCELLED: "Run Cancelled",
     RunStatus.RETRYING: "Run Retrying",
 }
+WARNING_DETAIL_TYPE = "Run Warning"  # a run that goes on, with something a person should look at
+WARNING_STATUS = "WARNING"
 NOTICE_KIND = "run"  # the SNS ``kind`` attribute of every run message (launch uses it too)
+UNUSABLE_OUTPUT = "unusable output"  # how a run failed by its own output's reason starts
 
 
 class MetricsSink(Protocol):
@@ -56,10 +63,25 @@ class MetricsSink(Protocol):
     def add_metric(self, name: str, unit: Any, value: float) -> None: ...
 
 
+class OutputUnusable(Exception):
+    """A completed job's output cannot be published (missing, corrupt, oversized): its run fails."""
+
+
 class CompletedPublisher(Protocol):
     """What a completed job of one kind publishes; returns what goes into the report's ``results``."""
 
-    def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]: ...
+    def read(self, run: Run, describe: Mapping[str, Any]) -> Any:
+        """The job's output, read before the run settles, without side effects; :class:`OutputUnusable`
+        if it cannot be published."""
+
+    def __call__(self, run: Run, describe: Mapping[str, Any], output: Any, *, now: float) -> dict[str, Any]:
+        """Publish ``output`` (what :meth:`read` returned) once the run has settled SUCCEEDED."""
+
+
+class FailedPublisher(Protocol):
+    """What a run of one kind does when it settles FAILED or CANCELLED; returns the report's ``results``."""
+
+    def __call__(self, run: Run, status: RunStatus, reason: str, *, now: float) -> dict[str, Any]: ...
 
 
 def notice_for(status: RunStatus, attempt: int | None = None) -> str:
@@ -87,6 +109,7 @@ class Settlement:
     report_key: str | None = None
     savings: RunSavings | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
 
 
 @dataclass
@@ -103,6 +126,7 @@ class RunPublisher:
     prices: Mapping[str, float]
     completed: Mapping[RunKind, CompletedPublisher]
     run_pages: RunPages
+    failed: Mapping[RunKind, FailedPublisher] = field(default_factory=dict)
     metrics: MetricsSink | None = None
     clock: Callable[[], float] = time.time
 
@@ -143,9 +167,19 @@ class RunPublisher:
 
         ``describe`` is the DescribeTrainingJob of the job whose model the run keeps (a tuning
         run's best trial); ``extra_results`` what the run's own flow adds to the report's results.
+
+        A completed job whose output cannot be published settles FAILED instead (``Settlement.status``).
         """
         run_id = run.run_id
         now = self.clock()
+        publish_completed = self.completed.get(run.kind) if to == RunStatus.SUCCEEDED else None
+        output: Any = None
+        if publish_completed is not None and describe is not None:
+            try:
+                output = publish_completed.read(run, describe)
+            except OutputUnusable as e:
+                logger.warning("run %s: unusable output: %s", run_id, e, extra={"run_id": run_id})
+                to, reason, publish_completed = RunStatus.FAILED, f"{UNUSABLE_OUTPUT}: {e}", None
         try:
             run = self.ledger.settle(
                 run_id,
@@ -167,17 +201,19 @@ class RunPublisher:
                     current.status if current else None,
                     current.attempt if current else None,
                 )
-                return Settlement("stale", to)
+                return Settlement("stale", to, reason=reason)
             run = current
         notice = notice_for(to)
         if self.notices.of_run(run_id).claimed(notice):
-            return Settlement("duplicate", to)
+            return Settlement("duplicate", to, reason=reason)
 
         results: dict[str, Any] = dict(extra_results or {})
-        if to == RunStatus.SUCCEEDED and describe is not None:
-            publish_completed = self.completed.get(run.kind)
-            if publish_completed is not None:
-                results.update(publish_completed(run, describe, now=now))
+        if to == RunStatus.SUCCEEDED and describe is not None and publish_completed is not None:
+            results.update(publish_completed(run, describe, output, now=now))
+        elif to in (RunStatus.FAILED, RunStatus.CANCELLED):
+            publish_failed = self.failed.get(run.kind)
+            if publish_failed is not None:
+                results.update(publish_failed(run, to, reason, now=now))
         attempts = self.ledger.attempts(run_id)
         trials = self.trials.trials(run_id) if run.kind == RunKind.TUNING else []
         savings = run_savings(
@@ -233,7 +269,7 @@ class RunPublisher:
             after_send=lambda: self._emit_metrics(to, savings, len(attempts)),
         )
         # A concurrent delivery that got this far too finds the notice claimed: it sent nothing.
-        return Settlement("settled" if sent else "duplicate", to, report_key, savings, results)
+        return Settlement("settled" if sent else "duplicate", to, report_key, savings, results, reason)
 
     def announce_retry(self, run: Run, *, next_attempt: int, body: Mapping[str, Any]) -> bool:
         """The one "retrying" message of a relaunch, with the run's page as it stands; False if sent."""
@@ -265,6 +301,22 @@ class RunPublisher:
             after_send=self._count_relaunch,
             before_send=write_page,
         )
+
+    def warn_once(self, run: Run, what: str, subject: str, body: Mapping[str, Any]) -> bool:
+        """One warning about a run that goes on (notice ``what``); False if it was already sent."""
+
+        def send() -> None:
+            attributes = {
+                "kind": NOTICE_KIND,
+                "status": WARNING_STATUS,
+                "run_id": run.run_id,
+                "run_kind": run.kind.value,
+            }
+            document = {"run_id": run.run_id, **body, **self.run_pages.links(run.run_id)}
+            self.notifier.publish(subject, document, attributes)
+            self.notifier.emit(WARNING_DETAIL_TYPE, document)
+
+        return self.notices.of_run(run.run_id).send_once(what, send, now=self.clock())
 
     def _announce(
         self,

@@ -42,7 +42,10 @@ class TrainingCompleted:
 
     models: Models
 
-    def __call__(self, run: Run, describe: Mapping[str, Any], *, now: float) -> dict[str, Any]:
+    def read(self, run: Run, describe: Mapping[str, Any]) -> None:
+        """Nothing to read: the gate decides from DescribeTrainingJob's metrics."""
+
+    def __call__(self, run: Run, describe: Mapping[str, Any], output: None, *, now: float) -> dict[str, Any]:
         return {"promotion": self.promote_if_passing(run, describe, now=now).to_dict()}
 
     def promote_if_passing(self, run: Run, describe: Mapping[str, Any], *, now: float) -> PromotionResult:
