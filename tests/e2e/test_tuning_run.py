@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from spotline.domain.states import RunKind
+from spotline.ledger.records import Run
 from spotline.ledger.trials import TrialLedger
 from spotline.metric_names import METRICS_FILE
 from spotline.reports.metrics import parse_metrics
@@ -179,3 +180,38 @@ def test_a_trial_lost_to_spot_capacity_is_run_again_in_one_warm_started_follow_u
 
     assert sorted(wait_for("the run's two alerts", statuses, 30)) == ["RETRYING", "SUCCEEDED"]
     assert len(e2e.alerts(of_run)) == 2  # the follow-up announced once, the end once
+
+
+def test_a_deleted_tuning_config_stops_its_tuning_job_and_starts_no_more_trials(
+    e2e: E2E, dataset: dict[str, Path]
+) -> None:
+    key = "configs/e2e-gone.yaml"
+    config = TUNING_CONFIG.replace(f"max_trials: {TRIALS}", "max_trials: 4").replace(
+        f"parallel_trials: {PARALLEL}", "parallel_trials: 1"
+    )
+    version = e2e.put(key, config)["VersionId"]
+
+    def running() -> Run | None:
+        run = e2e.run_for(key)
+        return run if run is not None and run.status == "RUNNING" else None
+
+    started = wait_for("the tuning run to start", running, 60)
+    # The version itself (the emulated S3 sends no event for a delete marker).
+    e2e.client("s3").delete_object(Bucket=e2e.bucket, Key=key, VersionId=version)
+    run = e2e.finished(started.run_id, timeout_s=300)
+    assert run.status == "CANCELLED", run.reason
+    (tuning_job,) = run.tuning_jobs
+    sagemaker = e2e.client("sagemaker")
+    described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_job)
+    assert described["HyperParameterTuningJobStatus"] == "Stopped"
+    summaries = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_job, MaxResults=100
+    )["TrainingJobSummaries"]
+    assert 1 <= len(summaries) < 4  # the tuner started no trial after the stop
+    assert all(s["TrainingJobStatus"] in ("Completed", "Stopped") for s in summaries)
+
+    def of_run(message: dict[str, Any]) -> bool:
+        return json.loads(message["message"]).get("run_id") == run.run_id
+
+    alerts = wait_for("the run's alert", lambda: e2e.alerts(of_run) or None, 30)
+    assert [json.loads(a["message"])["status"] for a in alerts] == ["CANCELLED"]

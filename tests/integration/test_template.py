@@ -894,7 +894,8 @@ def test_functions_create_only_jobs_named_with_the_prefix(prefix: str) -> None:
 
 def test_tuning_permissions_are_each_functions_own(stack: Stack) -> None:
     """Who may do what to spotline's tuning jobs: the launch creates them, the job-state function
-    stops one at its budget, the tuning-state function reads them and creates a follow-up."""
+    stops one at its budget, the config-deleted function one whose config is gone, the
+    tuning-state function reads them and creates a follow-up."""
     jobs = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
     tuning_job, trial = (
         f"{jobs}hyper-parameter-tuning-job/spotline-t-1a2b3c4d",
@@ -913,6 +914,7 @@ def test_tuning_permissions_are_each_functions_own(stack: Stack) -> None:
     assert {fn: a for fn, a in allowed.items() if a} == {
         "LaunchFunction": {"CreateHyperParameterTuningJob"},
         "JobStateFunction": {"StopHyperParameterTuningJob"},
+        "ConfigDeletedFunction": {"StopHyperParameterTuningJob"},
         "TuningStateFunction": {
             "CreateHyperParameterTuningJob",
             "DescribeHyperParameterTuningJob",

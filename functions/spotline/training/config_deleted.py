@@ -10,7 +10,9 @@ The flow, for one S3 ``Object Deleted`` event under ``configs/``:
 3. every other run still going is marked cancelled (a conditional write): a run waiting for its
    relaunch is settled CANCELLED at once with one alert, and its queued relaunch does nothing; a
    run whose job is running keeps its job (what is paid for is not thrown away) and is settled
-   CANCELLED instead of relaunched when that job ends.
+   CANCELLED instead of relaunched when that job ends. A tuning run's tuning job is stopped: its
+   tuner would go on starting trials (new spending) for a file that is gone; the trials that
+   finished are kept, and the tuning job's end settles the run CANCELLED with them.
 
 Every step is a conditional write or a send-once notice, so a redelivered event changes nothing.
 """
@@ -23,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
 from spotline.adapters.drop_bucket import DropBucket
+from spotline.adapters.tuning_jobs import TuningJobs
 from spotline.domain import layout
 from spotline.domain.events import ObjectDeleted
 from spotline.domain.settings import Settings
-from spotline.domain.states import TERMINAL_RUN_STATES, RunStatus
+from spotline.domain.states import TERMINAL_RUN_STATES, RunKind, RunStatus
 from spotline.ledger.records import Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
 from spotline.runs.publish import RunPublisher
@@ -56,6 +59,7 @@ class ConfigDeletion:
     ledger: RunLedger
     publisher: RunPublisher
     bucket: DropBucket
+    tuning: TuningJobs
     clock: Callable[[], float] = time.time
 
     def cancel_runs_of(self, obj: ObjectDeleted) -> DeletionOutcome:
@@ -76,6 +80,9 @@ class ConfigDeletion:
                 if settled.action != "stale":
                     cancelled.append(run.run_id)
                     continue
+            if run.kind == RunKind.TUNING and run.tuning_jobs:
+                # Again on a redelivery: a stop of a stopping or ended tuning job changes nothing.
+                self.tuning.stop(run.tuning_jobs[-1])
             stopping.append(run.run_id)  # its job (or the relaunch creating it) ends the run
         logger.info(
             "config %s deleted: %d run(s) cancelled, %d stop after their job",
