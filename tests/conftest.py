@@ -19,6 +19,7 @@ from tests.support.aws_account import (
     Account,
     Inbox,
     create_ledger_table,
+    seed_datasets,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -28,11 +29,27 @@ settings.register_profile("spotline", max_examples=60, derandomize=True, deadlin
 settings.load_profile("spotline")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests share one local stack (a package fixture): one worker runs them all."""
-    for item in items:
-        if item.path.is_relative_to(TESTS / "e2e"):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+# Modules whose tests share one costly module fixture (a SAM build, a wheel, the GPU check's CPU
+# run): each runs on one worker, so the fixture is built once, not once per worker.
+SHARED_FIXTURE_MODULES = (
+    TESTS / "packaging" / "test_sam_build.py",
+    TESTS / "packaging" / "test_wheel.py",
+    TESTS / "container" / "test_gpu_check.py",
+    TESTS / "integration" / "test_publish_bounds.py",
+)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The end-to-end tests share one local stack (a package fixture): one worker runs them all.
+
+    The tests of :data:`SHARED_FIXTURE_MODULES` stay together the same way. Marked as each test
+    is collected, before xdist reads the groups (``tests/unit/test_worker_groups.py`` checks that
+    the pinned pytest and pytest-xdist still honour them).
+    """
+    if item.path.is_relative_to(TESTS / "e2e"):
+        item.add_marker(pytest.mark.xdist_group("e2e"))
+    elif item.path in SHARED_FIXTURE_MODULES:
+        item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture
@@ -63,6 +80,7 @@ def account(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        seed_datasets(s3)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_ledger_table(dynamodb)
         sns = boto3.client("sns", region_name=REGION)

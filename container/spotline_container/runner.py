@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from spotline_container.distributed import (
 from spotline_container.env import SageMakerEnvironment
 from spotline_container.errors import SIGTERM_EXIT_CODE, Interrupted, UserError
 from spotline_container.signals import StopRequest
+from spotline_container.threads import THREADS_ENV
 
 log = logging.getLogger("spotline_container")
 
@@ -39,7 +41,6 @@ PLATFORM_ERROR = "PlatformError"
 MAX_FAILURE_CHARS = 1000  # SageMaker keeps about 1 KB of FailureReason
 CONFIG_SUFFIXES = (".yaml", ".yml")
 EMBEDDED_CONFIG = "config.yaml"
-THREADS_ENV = "SPOTLINE_TORCH_THREADS"
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,13 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s",
+        format=f"%(asctime)s.%(msecs)03dZ %(levelname)s {where}%(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",  # ISO 8601 UTC, as every time spotline writes
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        if handler.formatter is not None:
+            handler.formatter.converter = time.gmtime
     metrics = logging.getLogger("spotline.metrics")
     metrics.handlers.clear()
     handler = logging.StreamHandler(sys.stdout)
@@ -133,9 +138,18 @@ def run(env: SageMakerEnvironment, argv: list[str]) -> int:
                     failure_path.write_text(text)
                 return code
         ctx = init_process_group()
-        threads = os.environ.get(THREADS_ENV)
-        if threads:
+        threads = os.environ.get(THREADS_ENV, "")
+        if threads.isdigit():
             torch.set_num_threads(int(threads))
+        elif threads:
+            log.warning(
+                "%s=%r is neither a number nor 'auto': torch keeps its defaults", THREADS_ENV, threads
+            )
+        log.info(
+            "%d CPU thread(s), OMP_WAIT_POLICY=%s",
+            torch.get_num_threads(),
+            os.environ.get("OMP_WAIT_POLICY", "(OpenMP default)"),
+        )
         if resolved.config.mode == "inference":
             assert resolved.model_dir is not None
             run_inference(env, resolved.config, resolved.model_dir, ctx, lambda: stop.requested)

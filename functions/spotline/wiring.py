@@ -36,6 +36,7 @@ from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
 from spotline.ledger.trials import TrialLedger
+from spotline.runs.cancel import RunCanceller
 from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
 from spotline.runs.pending_watch import PendingWatch
@@ -132,6 +133,7 @@ class Wiring:
     catch_up = _flow(RunCatchUp)
     pending_watch = _flow(PendingWatch)
     relauncher = _flow(Relauncher)
+    canceller = _flow(RunCanceller)
     image_intake = _flow(ImageIntake)
     batch_closer = _flow(BatchCloser)
     inference_launcher = _flow(InferenceLauncher)

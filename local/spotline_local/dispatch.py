@@ -78,6 +78,7 @@ class Invocations:
     count: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     dead_lettered: int = 0
+    events: int = 0  # invocations for an event or a queue batch (schedules excluded): progress
 
 
 class Dispatcher:
@@ -189,6 +190,7 @@ class Dispatcher:
         )
         for message in response.get("Messages", []):
             event = json.loads(message["Body"])
+            self.stats.events += 1
             for attempt in range(trigger.max_retries + 1):
                 try:
                     self.invoke(trigger.function, event)
@@ -241,6 +243,7 @@ class Dispatcher:
         if not messages:
             return
         records = [_sqs_record(m, trigger.queue_arn) for m in messages]
+        self.stats.events += 1
         try:
             result = self.invoke(trigger.function, {"Records": records})
         except Exception:

@@ -6,11 +6,11 @@ import functools
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from spotline_local import die_with_parent
 from spotline_local.template import REGION
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -41,7 +41,7 @@ class MotoServer:
     def start(self, timeout_s: float = 30.0) -> None:
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, moto's own module
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            die_with_parent.command("moto.server", "-H", self.host, "-p", str(self.port)),
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "MOTO_PORT": str(self.port)},

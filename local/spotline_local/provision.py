@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,8 @@ class QueueTrigger:
 
 @dataclass(frozen=True)
 class ScheduleTrigger:
+    """A schedule rule: ``function`` is invoked with ``payload`` every ``period_s`` seconds."""
+
     function: str
     rule: str
     period_s: float
@@ -83,6 +86,8 @@ class ScheduleTrigger:
 
 @dataclass(frozen=True)
 class FunctionSpec:
+    """One ``AWS::Serverless::Function`` as the local dispatcher runs it."""
+
     logical_id: str
     name: str
     handler: str
@@ -158,7 +163,9 @@ class Provisioner:
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> None:
         s3 = self.c("s3")
         name = self.r.physical_name(logical_id)
-        s3.create_bucket(Bucket=name)
+        region = s3.meta.region_name
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=name, **where)
         self.out.buckets[logical_id] = name
         props = self.r.resolve(props)
         if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
@@ -269,28 +276,21 @@ class Provisioner:
         bus = props.get("EventBusName", "default")
         events.put_rule(Name=rule_name, EventPattern=json.dumps(props["Pattern"]), EventBusName=bus)
         self.out.rules[rule_name] = rule_name
-        dlq = props.get("DeadLetterConfig", {})
-        dlq_url = self._dlq_url(dlq.get("Arn") or dlq.get("QueueLogicalId"), function_props)
-        retries = props.get("RetryPolicy", {}).get("MaximumRetryAttempts")
-        self._async_trigger(
-            spec=spec,
-            function_props=function_props,
-            rule_name=rule_name,
-            bus=bus,
-            retries=retries,
-            dlq_url=dlq_url,
-        )
+        self._async_trigger(spec, function_props, rule_name, bus, props)
 
     def _async_trigger(
         self,
-        *,
         spec: FunctionSpec,
         function_props: dict[str, Any],
         rule_name: str,
         bus: str,
-        retries: int | None,
-        dlq_url: str | None,
+        target: Mapping[str, Any],
     ) -> None:
+        """A rule invoking ``spec`` asynchronously. ``target``: the rule target's (or the SAM event's)
+        ``DeadLetterConfig`` and ``RetryPolicy``; the function's ``EventInvokeConfig`` wins."""
+        dlq = target.get("DeadLetterConfig", {})
+        dlq_url = self._dlq_url(dlq.get("Arn") or dlq.get("QueueLogicalId"), function_props)
+        retries = target.get("RetryPolicy", {}).get("MaximumRetryAttempts")
         invoke = function_props.get("EventInvokeConfig", {})
         if invoke.get("MaximumRetryAttempts") is not None:
             retries = int(invoke["MaximumRetryAttempts"])
@@ -373,16 +373,7 @@ class Provisioner:
                 function = self._function_by_ref(arn)
                 resource = self.r.resources[function.logical_id]
                 function_props = self.r.resolve(resource.get("Properties", {}))
-                dlq = target.get("DeadLetterConfig", {}).get("Arn")
-                retries = target.get("RetryPolicy", {}).get("MaximumRetryAttempts")
-                self._async_trigger(
-                    spec=function,
-                    function_props=function_props,
-                    rule_name=name,
-                    bus=bus,
-                    retries=retries,
-                    dlq_url=self._dlq_url(dlq, function_props),
-                )
+                self._async_trigger(function, function_props, name, bus, target)
             elif ":sqs:" in arn:
                 entry = {"Id": str(target.get("Id", "sqs")), "Arn": arn}
                 events.put_targets(Rule=name, EventBusName=bus, Targets=[entry])

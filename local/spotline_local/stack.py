@@ -22,15 +22,20 @@ from spotline.domain.settings import SPOT_MARKET
 from spotline_local.dispatch import Dispatcher
 from spotline_local.faults import Fault
 from spotline_local.moto_stack import FAKE_CREDENTIALS, Clients, MotoServer
+from spotline_local.owned_folder import OwnedFolder, claim
 from spotline_local.provision import Provisioned, Provisioner
+from spotline_local.running_stacks import forget_running, remember_running
 from spotline_local.sagemaker.api import LocalSageMaker, SageMakerServer
 from spotline_local.sagemaker.runner import RunnerSettings
+from spotline_local.stack_lock import LOCK_FILE, StackLock, holder
 from spotline_local.template import REGION, Resolver, find_template, load_template
 
 log = logging.getLogger(__name__)
 
-LOCAL_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotline:local"
+LOCAL_IMAGE_URI = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/spotline:local"
 STATE_FILE = "stack.json"
+# What a stack writes in its workdir (recorded as spotline's, so that only these are ever removed).
+WORKDIR_ENTRIES = (STATE_FILE, LOCK_FILE, "logs", "jobs")
 OBSERVER_QUEUE = "local-alert-observer"
 
 
@@ -46,12 +51,13 @@ class StackOptions:
     schedule_period_s: float | None = 10.0  # the closer's "rate(1 minute)", shortened
     retry_delay_s: float = 1.0
     spot_discount: float = 0.7
-    torch_threads: int = 1
+    torch_threads: int | None = None  # None: the cores free when a job starts, shared among the jobs
     max_concurrent_jobs: int = 1
     phase_delay_s: float = 0.3
     host: str = "127.0.0.1"
     moto_port: int | None = None
     sagemaker_port: int = 0
+    fresh_workdir: bool = False  # remove what an earlier stack of this workdir wrote (the demo's)
 
 
 class AlertLog:
@@ -105,6 +111,8 @@ class LocalStack:
         self.dispatcher: Dispatcher | None = None
         self.alerts: AlertLog | None = None
         self._saved_env: dict[str, str | None] = {}
+        self.lock = StackLock(self.workdir)
+        self._workdir: OwnedFolder | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -116,8 +124,26 @@ class LocalStack:
             self.stop()
             raise
 
+    def prepare_workdir(self, *entries: str) -> OwnedFolder:
+        """Claim and lock the workdir (once); ``entries`` are more names to record as the stack's.
+
+        :class:`ForeignFolder` if the folder holds someone else's files, :class:`StackRunning` if a
+        stack already runs there. With ``fresh_workdir``, what earlier stacks wrote there goes first.
+        """
+        if self._workdir is None:
+            folder = claim(self.workdir, "local stack")
+            self.lock.acquire()
+            if self.options.fresh_workdir:
+                folder.clear(keep=(LOCK_FILE,))
+            folder.remember(*WORKDIR_ENTRIES)
+            self._workdir = folder
+        if entries:
+            self._workdir.remember(*entries)
+        return self._workdir
+
     def _start_services(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.prepare_workdir()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.moto.start()
         template_path = self.options.template or find_template()
@@ -131,6 +157,7 @@ class LocalStack:
             spot_discount=self.options.spot_discount,
             phase_delay_s=self.options.phase_delay_s,
             torch_threads=self.options.torch_threads,
+            max_concurrent_jobs=self.options.max_concurrent_jobs,
         )
         self.sagemaker = LocalSageMaker(
             clients=self.clients,
@@ -188,7 +215,11 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
-        (self.workdir / STATE_FILE).unlink(missing_ok=True)
+        if self.lock.held:  # only the stack that wrote the state file removes it
+            (self.workdir / STATE_FILE).unlink(missing_ok=True)
+            forget_running(self.workdir)
+            self.lock.release()
+            self._workdir = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -221,6 +252,13 @@ class LocalStack:
     def sagemaker_endpoint(self) -> str:
         assert self.sagemaker_server is not None
         return self.sagemaker_server.endpoint
+
+    def activity(self) -> tuple[object, ...]:
+        """Changes whenever something in the stack moves: a job, an event a function handled, a
+        dead letter. Waits on this fail when it stops changing (:mod:`spotline_local.progress`)."""
+        jobs = self.sagemaker.activity() if self.sagemaker is not None else ()
+        stats = self.dispatcher.stats if self.dispatcher is not None else None
+        return (jobs, stats.events if stats else 0, stats.dead_lettered if stats else 0)
 
     def endpoint_env(self) -> dict[str, str]:
         """What the AWS CLI and boto3 scripts need to talk to this stack."""
@@ -256,14 +294,19 @@ class LocalStack:
             "topic_arn": self.topic_arn,
             "workdir": str(self.workdir),
             "pid": os.getpid(),
+            "function_env": self.function_env,  # the functions' settings, for the CLI's own flows
         }
         (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        remember_running(self.workdir)
 
 
 def read_state(workdir: Path) -> dict[str, Any] | None:
-    """The endpoints and names a running ``spotline local up`` wrote, or None."""
+    """The endpoints and names a running stack wrote, or None (none runs, or it ended uncleanly)."""
     path = Path(workdir) / STATE_FILE
-    if not path.is_file():
+    if not path.is_file() or holder(workdir) is None:
         return None
-    state: dict[str, Any] = json.loads(path.read_text())
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
     return state

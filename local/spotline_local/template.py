@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
+# Not a region of the AWS CLI v1's "SSL common name" table (awscli/customizations/
+# overridesslcommonname.py): for those it sends SQS calls to queue.amazonaws.com and the like,
+# whatever AWS_ENDPOINT_URL says, so `aws sqs ...` would miss the local stack.
+REGION = "eu-central-2"
 NO_VALUE = object()
 
 _NAME_PROPERTY = {

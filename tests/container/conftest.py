@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import sys
 import tarfile
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ import pytest
 
 from spotline_container.sagemaker_tree import container_env, make_tree
 from spotline_container.synthetic import generate_dataset
+from tests.support.processes import run_watched
 
 
 def tiny_config(max_iter: int = 30, **sections: str) -> str:
@@ -44,14 +44,10 @@ class Run:
         return path.read_text() if path.exists() else None
 
 
-def run_container(base: Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> Run:
-    proc = subprocess.run(
+def run_container(base: Path, env: Mapping[str, str] | None = None) -> Run:
+    proc = run_watched(
         [sys.executable, "-m", "spotline_container", "train"],
         env=container_env(base, {"OMP_NUM_THREADS": "1", **(env or {})}),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr, base)
 

@@ -7,7 +7,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 import sys
 import textwrap
 import time
@@ -26,6 +25,7 @@ from spotline_container.sagemaker_tree import make_tree
 from spotline_container.solver import build_optimizer
 from spotline_container.train import build_trainer
 from tests.container.conftest import tiny_config
+from tests.support.processes import run_watched
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "container" / "Dockerfile"
@@ -41,12 +41,8 @@ def _positive(value: Any) -> bool:
 @pytest.fixture(scope="module")
 def cpu_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("gpu-check") / "cpu.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--cpu", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    proc = run_watched(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--cpu", "--out", str(out)]
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert out.with_suffix(".txt").read_text().startswith("spotline GPU check (cpu mode")
@@ -279,14 +275,8 @@ def test_the_image_file_set_trains_on_its_own(tmp_path: Path, channels: dict[str
         "OMP_NUM_THREADS": "1",
         "LOADED_MODULES_FILE": str(loaded),
     }
-    proc = subprocess.run(
-        [sys.executable, *entrypoint[1:], "train"],
-        cwd=image / Path(workdir).relative_to("/"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_watched(
+        [sys.executable, *entrypoint[1:], "train"], cwd=image / Path(workdir).relative_to("/"), env=env
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (base / "model" / "model.pt").is_file()

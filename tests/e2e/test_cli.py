@@ -21,7 +21,7 @@ def test_status_lists_runs_and_details_one(
 ) -> None:
     assert main(["status", "--workdir", workdir(e2e)]) == 0
     listing = capsys.readouterr().out
-    assert "RUN" in listing and "SPOT SAVINGS" in listing
+    assert "RUN" in listing and "COST" in listing and "SAVED VS ON-DEMAND" in listing
     row = next(line for line in listing.splitlines() if line.startswith(trained_run.run_id))
     assert "SUCCEEDED" in row and "ml.g4dn.xlarge" in row and "%" in row
 

@@ -60,7 +60,7 @@ def test_batches_keep_their_size_and_only_reported_failures_are_redelivered(smal
     )
 
     dead = wait_for(
-        "the bad records in the dead-letter queue", lambda: bodies(small_stack, "WorkDLQ") or None, 60
+        "the bad records in the dead-letter queue", lambda: bodies(small_stack, "WorkDLQ") or None
     )
     assert dead == ["bad-1", "bad-2"]
     seen = keys(small_stack, "batches/")
@@ -76,9 +76,7 @@ def test_a_failing_async_invocation_is_retried_then_sent_to_on_failure(small_sta
     event_id = small_stack.clients("events").put_events(
         Entries=[{"Source": "e2e.test", "DetailType": "Probe", "Detail": json.dumps({"n": 1})}]
     )["Entries"][0]["EventId"]
-    failed = wait_for(
-        "the event on the OnFailure queue", lambda: bodies(small_stack, "FailureQueue") or None, 30
-    )
+    failed = wait_for("the event on the OnFailure queue", lambda: bodies(small_stack, "FailureQueue") or None)
     assert json.loads(failed[0])["id"] == event_id
     assert len(keys(small_stack, f"attempts/{event_id}/")) == 2  # the first try and MaximumRetryAttempts: 1
 
@@ -88,4 +86,4 @@ def test_a_schedule_invokes_its_function_every_period(small_stack: LocalStack) -
         ticks = keys(small_stack, "ticks/Scheduled Event/")
         return ticks if len(ticks) >= 3 else None
 
-    assert len(wait_for("three scheduled invocations", three_ticks, 30)) >= 3
+    assert len(wait_for("three scheduled invocations", three_ticks)) >= 3

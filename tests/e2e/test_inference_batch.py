@@ -24,7 +24,7 @@ def test_an_image_folder_becomes_inference_results(
     e2e.put(f"inference/{BATCH}/_READY", b"")
 
     started = wait_for(
-        "the batch to close and its inference run to start", lambda: e2e.inference_run_for(BATCH), 90
+        "the batch to close and its inference run to start", lambda: e2e.inference_run_for(BATCH)
     )
     run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED"
@@ -41,7 +41,7 @@ def test_an_image_folder_becomes_inference_results(
         keys = e2e.keys(f"results/{BATCH}/")
         return keys if f"results/{BATCH}/summary.json" in keys else None
 
-    wait_for("the results under results/", results_written, 30)
+    wait_for("the results under results/", results_written)
     predictions = [
         json.loads(line)
         for line in e2e.read(f"results/{BATCH}/predictions.jsonl").decode().splitlines()
@@ -54,7 +54,7 @@ def test_an_image_folder_becomes_inference_results(
     assert summary["images_with_defects"] == with_defects
 
     alerts = wait_for(
-        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None, 30
+        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None
     )
     assert len(alerts) == 1
     assert f"{with_defects} of {len(images)} images" in alerts[0]["subject"]

@@ -43,8 +43,7 @@ def test_container_output_becomes_results_and_one_message(account: Account, tmp_
             tmp_path / "train-ml",
             config_yaml=tiny_config(max_iter=20),
             channels={"train": data["train"], "val": data["val"]},
-        ),
-        timeout=300,
+        )
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     model_key = "runs/rail-tiny-000000000000/output/spotline-rail-tiny-000000000000-a01/output/model.tar.gz"
@@ -87,8 +86,7 @@ def test_container_output_becomes_results_and_one_message(account: Account, tmp_
             tmp_path / "infer-ml",
             hyperparameters=hyperparameters,
             channels={"model": model_dir, "images": images_dir},
-        ),
-        timeout=300,
+        )
     )
     assert job.returncode == 0, job.stderr[-3000:]
     output_key = f"runs/{run.run_id}/output/{request['TrainingJobName']}/output/model.tar.gz"

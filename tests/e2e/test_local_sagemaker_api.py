@@ -115,7 +115,7 @@ def test_a_taken_name_is_resource_in_use_and_stop_list_describe_answer(e2e: E2E)
         described = sagemaker.describe_training_job(TrainingJobName="validation-duplicate")
         return described if described["TrainingJobStatus"] == "Failed" else None
 
-    described = wait_for("the job to fail", failed, 30)
+    described = wait_for("the job to fail", failed)
     assert described["FailureReason"].startswith("CapacityError:")
     assert described["SecondaryStatus"] == "Failed"
     names = [
@@ -159,7 +159,7 @@ def status_of(e2e: E2E, name: str, wanted: str) -> dict[str, Any] | None:
 def test_a_container_failure_becomes_the_failure_reason(e2e: E2E, dataset: object) -> None:
     params = with_config(e2e, "probe-user-error", TRAIN_CONFIG.replace("max_iter: 60", "max_iter: 0"))
     e2e.client("sagemaker").create_training_job(**params)
-    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-user-error", "Failed"), 60)
+    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-user-error", "Failed"))
     assert failed["FailureReason"].startswith("AlgorithmError: UserError:")
     assert "solver.max_iter" in failed["FailureReason"]
 
@@ -178,9 +178,9 @@ def test_a_stopped_job_saves_and_uploads_its_model(e2e: E2E, dataset: object) ->
             else None
         )
 
-    wait_for("the job to train and checkpoint", training, 60)
+    wait_for("the job to train and checkpoint", training)
     sagemaker.stop_training_job(TrainingJobName=name)
-    stopped = wait_for("the job to stop", lambda: status_of(e2e, name, "Stopped"), 60)
+    stopped = wait_for("the job to stop", lambda: status_of(e2e, name, "Stopped"))
     assert stopped["SecondaryStatus"] == "Stopped"
     assert "Stopping" in [t["Status"] for t in stopped["SecondaryStatusTransitions"]]
     assert f"runs/validation/output/{name}/output/model.tar.gz" in e2e.keys("runs/validation/output/")
@@ -190,13 +190,11 @@ def test_max_runtime_stops_the_job(e2e: E2E, dataset: object) -> None:
     params = with_config(e2e, "probe-max-runtime", TRAIN_CONFIG.replace("max_iter: 60", "max_iter: 100000"))
     params["StoppingCondition"] = {"MaxRuntimeInSeconds": 4}
     e2e.client("sagemaker").create_training_job(**params)
-    stopped = wait_for(
-        "the job to run out of time", lambda: status_of(e2e, "probe-max-runtime", "Stopped"), 60
-    )
+    stopped = wait_for("the job to run out of time", lambda: status_of(e2e, "probe-max-runtime", "Stopped"))
     assert stopped["SecondaryStatus"] == "MaxRuntimeExceeded"
 
 
 def test_an_internal_error_fails_the_job_as_sagemaker_says_it(e2e: E2E) -> None:
     e2e.client("sagemaker").create_training_job(**request("probe-internal", e2e))
-    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-internal", "Failed"), 30)
+    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-internal", "Failed"))
     assert failed["FailureReason"].startswith("InternalServerError:")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from spotline_local.cli.main import main
+from spotline_local.stack import LOCAL_IMAGE_URI
 from spotline_local.template import Resolver, find_template, load_template
 from tests.e2e.conftest import E2E, TrainedRun
 
@@ -19,7 +20,7 @@ def resolver(e2e: E2E) -> Resolver:
         load_template(find_template()),
         e2e.stack.options.stack_name,
         e2e.stack.moto.endpoint,
-        {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/spotline:local"},
+        {"ImageUri": LOCAL_IMAGE_URI},
     )
 
 

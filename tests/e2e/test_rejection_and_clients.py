@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import E2E, wait_for
+from tests.support.processes import run_watched
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ job:
 def test_a_bad_config_is_rejected_with_a_report_and_one_alert(e2e: E2E) -> None:
     key = "configs/e2e-bad.yaml"
     e2e.put(key, BAD_CONFIG)
-    run = e2e.finished(wait_for("the rejection", lambda: e2e.run_for(key), 60).run_id)
+    run = e2e.finished(wait_for("the rejection", lambda: e2e.run_for(key)).run_id)
     run_id = str(run.run_id)
     assert run.status == "REJECTED"
     assert e2e.ledger.attempts(run_id) == []
@@ -44,7 +44,7 @@ def test_a_bad_config_is_rejected_with_a_report_and_one_alert(e2e: E2E) -> None:
     problems = json.dumps(report)
     for path in ("job.max_attempts", "solver.max_iter"):
         assert path in problems
-    alerts = wait_for("the rejection alert", lambda: e2e.alerts(lambda m: run_id in m["message"]) or None, 30)
+    alerts = wait_for("the rejection alert", lambda: e2e.alerts(lambda m: run_id in m["message"]) or None)
     assert len(alerts) == 1
     assert alerts[0]["subject"].startswith(f"spotline: {key} rejected")
     assert alerts[0]["attributes"] == {"kind": "run", "status": "REJECTED", "run_id": run_id}
@@ -57,7 +57,7 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
     config.write_text(CLI_CONFIG)
     aws = Path(sys.executable).with_name("aws")
     env = {**os.environ, **e2e.stack.endpoint_env()}
-    done = subprocess.run(
+    done = run_watched(
         [
             str(aws),
             "s3",
@@ -68,13 +68,9 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
             e2e.stack.endpoint_env()["AWS_ENDPOINT_URL"],
         ],
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
-    run = wait_for("the run the CLI's upload started", lambda: e2e.run_for("configs/e2e-cli.yaml"), 60)
+    run = wait_for("the run the CLI's upload started", lambda: e2e.run_for("configs/e2e-cli.yaml"))
     run_id = str(run.run_id)
     job = wait_for(
         "its first training job",
@@ -90,5 +86,5 @@ def test_the_aws_cli_drops_a_config_and_the_run_starts(
     assert finished.status == "FAILED"
     described = e2e.client("sagemaker").describe_training_job(TrainingJobName=job["TrainingJobName"])
     assert described["FailureReason"].startswith("CapacityError:")
-    alerts = wait_for("the failure alert", lambda: e2e.alerts(lambda m: run_id in m["message"]) or None, 30)
+    alerts = wait_for("the failure alert", lambda: e2e.alerts(lambda m: run_id in m["message"]) or None)
     assert any(m["attributes"].get("status") == "FAILED" for m in alerts)

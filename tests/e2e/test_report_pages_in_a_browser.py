@@ -107,7 +107,7 @@ def test_the_run_page_shows_both_attempts_the_interruption_and_the_savings(
     e2e: E2E, trained_run: TrainedRun, browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = f"runs/{trained_run.run_id}/report.html"
-    wait_for("the run's page", lambda: key in e2e.keys(key) or None, 30)
+    wait_for("the run's page", lambda: key in e2e.keys(key) or None)
     head = e2e.client("s3").head_object(Bucket=e2e.bucket, Key=key)
     assert head["ContentType"] == PAGE_CONTENT_TYPE
     report = json.loads(e2e.read(f"runs/{trained_run.run_id}/report.json"))
@@ -168,10 +168,10 @@ def test_the_batch_page_shows_counts_findings_and_links_back_to_the_model_run(
     )
     assert e2e.finished(started.run_id).status == "SUCCEEDED"
     page_key = f"results/{BATCH}/report.html"
-    wait_for("the batch's page", lambda: page_key in e2e.keys(page_key) or None, 30)
+    wait_for("the batch's page", lambda: page_key in e2e.keys(page_key) or None)
     summary = json.loads(e2e.read(f"results/{BATCH}/summary.json"))
     alert = wait_for(
-        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None, 30
+        "the batch's alert", lambda: e2e.alerts(lambda m: m["subject"].startswith(BATCH)) or None
     )
     assert json.loads(alert[0]["message"])["report_page"] == f"s3://{e2e.bucket}/{page_key}"
 

@@ -16,7 +16,7 @@ def test_an_interrupted_job_restarted_by_sagemaker_needs_no_relaunch(
 ) -> None:
     key = "configs/e2e-restart.yaml"
     e2e.put(key, TRAIN_CONFIG.replace("promote: {metric: val/mAP50, min: 0.0}\n", ""))
-    run = e2e.finished(wait_for("the run", lambda: e2e.run_for(key), 60).run_id)
+    run = e2e.finished(wait_for("the run", lambda: e2e.run_for(key)).run_id)
     assert run.status == "SUCCEEDED"
     attempts = e2e.ledger.attempts(str(run.run_id))
     assert len(attempts) == 1

@@ -46,7 +46,7 @@ def test_the_bar_advances_and_the_watch_ends_when_the_run_settles(
     e2e: E2E, dataset: dict[str, Path], tmux: list[str]
 ) -> None:
     e2e.put(KEY, CONFIG)
-    run = wait_for("the run to start", lambda: e2e.run_for(KEY), 60)
+    run = wait_for("the run to start", lambda: e2e.run_for(KEY))
     cli = f"{sys.executable} -m spotline_local.cli.main"
     watch = f"{cli} status {run.run_id} --watch --workdir {e2e.stack.workdir}"
     subprocess.run(

@@ -54,9 +54,9 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
     e2e: E2E, dataset: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     e2e.put(KEY, TUNING_CONFIG)
-    started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(KEY), 60)
+    started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(KEY))
     assert started.kind == RunKind.TUNING
-    run = e2e.finished(started.run_id, timeout_s=600)
+    run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED", run.reason
     (tuning_job,) = run.tuning_jobs
     sagemaker = e2e.client("sagemaker")
@@ -124,7 +124,7 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
     def of_run(message: dict[str, Any]) -> bool:
         return json.loads(message["message"]).get("run_id") == run.run_id
 
-    alerts = wait_for("the run's alert", lambda: e2e.alerts(of_run) or None, 30)
+    alerts = wait_for("the run's alert", lambda: e2e.alerts(of_run) or None)
     assert [json.loads(a["message"])["status"] for a in alerts] == ["SUCCEEDED"]
 
     # A later inference batch uses the best trial's model; the run sent nothing more.
@@ -134,7 +134,7 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
         s3.upload_file(str(path), e2e.bucket, f"inference/{BATCH}/{path.name}")
     e2e.put(f"inference/{BATCH}/_READY", b"")
 
-    started_batch = wait_for("the batch's inference run", lambda: e2e.inference_run_for(BATCH), 90)
+    started_batch = wait_for("the batch's inference run", lambda: e2e.inference_run_for(BATCH))
     batch_run = e2e.finished(started_batch.run_id)
     assert batch_run.status == "SUCCEEDED"
     (attempt,) = e2e.ledger.attempts(batch_run.run_id)
@@ -152,8 +152,8 @@ def test_a_trial_lost_to_spot_capacity_is_run_again_in_one_warm_started_follow_u
         "  seed: 11\n", "  seed: 11\n  follow_up_lost_trials: true\n"
     )
     e2e.put(key, config.replace("max_iter: 16,", "max_iter: 6,"))
-    started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(key), 60)
-    run = e2e.finished(started.run_id, timeout_s=600)
+    started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(key))
+    run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED", run.reason
     first, follow_up = run.tuning_jobs
     sagemaker = e2e.client("sagemaker")
@@ -178,7 +178,7 @@ def test_a_trial_lost_to_spot_capacity_is_run_again_in_one_warm_started_follow_u
         sent = [json.loads(a["message"])["status"] for a in e2e.alerts(of_run)]
         return sent if len(sent) >= 2 else None
 
-    assert sorted(wait_for("the run's two alerts", statuses, 30)) == ["RETRYING", "SUCCEEDED"]
+    assert sorted(wait_for("the run's two alerts", statuses)) == ["RETRYING", "SUCCEEDED"]
     assert len(e2e.alerts(of_run)) == 2  # the follow-up announced once, the end once
 
 
@@ -195,10 +195,10 @@ def test_a_deleted_tuning_config_stops_its_tuning_job_and_starts_no_more_trials(
         run = e2e.run_for(key)
         return run if run is not None and run.status == "RUNNING" else None
 
-    started = wait_for("the tuning run to start", running, 60)
+    started = wait_for("the tuning run to start", running)
     # The version itself (the emulated S3 sends no event for a delete marker).
     e2e.client("s3").delete_object(Bucket=e2e.bucket, Key=key, VersionId=version)
-    run = e2e.finished(started.run_id, timeout_s=300)
+    run = e2e.finished(started.run_id)
     assert run.status == "CANCELLED", run.reason
     (tuning_job,) = run.tuning_jobs
     sagemaker = e2e.client("sagemaker")
@@ -213,5 +213,5 @@ def test_a_deleted_tuning_config_stops_its_tuning_job_and_starts_no_more_trials(
     def of_run(message: dict[str, Any]) -> bool:
         return json.loads(message["message"]).get("run_id") == run.run_id
 
-    alerts = wait_for("the run's alert", lambda: e2e.alerts(of_run) or None, 30)
+    alerts = wait_for("the run's alert", lambda: e2e.alerts(of_run) or None)
     assert [json.loads(a["message"])["status"] for a in alerts] == ["CANCELLED"]

@@ -262,6 +262,7 @@ def test_an_older_run_never_replaces_a_newer_promotion(recovery: Recovery) -> No
         "metric": "val/mAP50",
         "value": 0.9,
         "min": 0.6,
+        "summary": "passed (val/mAP50 0.9 >= 0.6); a newer run's model stays",
     }
 
 

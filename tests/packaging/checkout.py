@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import run_watched
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Environment variables that would point a Python started by a test at this checkout or at .venv.
@@ -47,13 +49,10 @@ def run(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``args``; a non-zero exit fails the test with the command and the end of its output."""
     command = [str(a) for a in args]
-    done = subprocess.run(
-        command, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    done = run_watched(command, cwd=cwd, env=env)
     if done.returncode != 0:
         pytest.fail(
             f"`{' '.join(command)}` exited {done.returncode}\n"

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 
 from spotline_local.template import Resolver, load_template
 from tests.packaging.checkout import REPO, canonical, run, tool_env
+from tests.support.processes import run_watched
 
 pytestmark = pytest.mark.slow
 
@@ -228,12 +228,8 @@ def runtime_interpreter(version: str) -> Path:
     candidates += sorted(glob.glob(str(pyenv_versions)), reverse=True)
     for candidate in filter(None, candidates):
         try:
-            reported = subprocess.run(
-                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
+            reported = run_watched(
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
             ).stdout.strip()
         except OSError:
             continue
@@ -264,7 +260,6 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
         [*build, "--no-cached"],
         cwd=REPO,  # where samconfig.toml is read from, as for a user
         env=tool_env(PATH=path, SAM_CLI_TELEMETRY="0"),
-        timeout=900,
     )
     home = root / "home"
     home.mkdir()
@@ -304,14 +299,10 @@ def run_in_bundle(bundle: Bundle, function: Function, script: str, *args: str) -
     artifact = bundle.artifact(function)
     if not artifact.is_dir():
         raise ColdStartFailed(f"{function.logical_id}: sam build made no {artifact.name}/")
-    done = subprocess.run(
+    done = run_watched(
         [bundle.interpreters[function.version], "-P", "-S", "-B", "-c", script, *args],
         cwd=bundle.home,
         env=cold_start_env(function, artifact, bundle.home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     if done.returncode != 0:
         last_lines = "\n".join(done.stderr.strip().splitlines()[-6:])

@@ -83,3 +83,19 @@ class Account:
             "sagemaker": self.sagemaker,
         }
         return clients[service]
+
+
+# The smallest COCO file spotline's image loads: what the launch function checks a channel holds.
+TINY_COCO = {
+    "images": [{"id": 1, "file_name": "images/a.png", "width": 64, "height": 64}],
+    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 8, 8], "iscrowd": 0}],
+    "categories": [{"id": 1, "name": "rail_crack"}],
+}
+DATASET_PREFIXES = ("datasets/rail/train/", "datasets/rail/val/", "datasets/x/", "datasets/y/")
+
+
+def seed_datasets(s3: Any, bucket: str = BUCKET, prefixes: tuple[str, ...] = DATASET_PREFIXES) -> None:
+    """A tiny labelled dataset under each of ``prefixes``, as a user would have uploaded before a config."""
+    for prefix in prefixes:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}annotations.json", Body=json.dumps(TINY_COCO).encode())
+        s3.put_object(Bucket=bucket, Key=f"{prefix}images/a.png", Body=b"\x89PNG\r\n\x1a\n")

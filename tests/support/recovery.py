@@ -19,6 +19,7 @@ from aws_lambda_powertools import Metrics
 from spotline.domain.events import parse_training_job_state_change
 from spotline.domain.settings import Settings
 from spotline.ledger.runs import RunLedger
+from spotline.runs.cancel import RunCanceller
 from spotline.runs.job_state import JobStateFlow, StateOutcome
 from spotline.runs.publish import METRICS_NAMESPACE, RunPublisher
 from spotline.runs.relaunch import Relauncher, RelaunchOutcome, RelaunchRequest
@@ -126,6 +127,7 @@ class Recovery:
     flow: JobStateFlow
     relauncher: Relauncher
     publisher: RunPublisher
+    canceller: RunCanceller
     metrics: Metrics
     relaunch_queue_url: str
     events_queue_url: str
@@ -248,6 +250,7 @@ def build_recovery(
         flow=w.job_state,
         relauncher=w.relauncher,
         publisher=w.publisher,
+        canceller=w.canceller,
         metrics=metrics,
         relaunch_queue_url=relaunch_url,
         events_queue_url=events_url,

@@ -44,6 +44,13 @@ class ObjectTooLarge(Exception):
         super().__init__(f"{uri} is larger than {cap} bytes")
 
 
+class ObjectUnreadable(Exception):
+    """spotline may not read or list it (access denied, or another account's bucket)."""
+
+
+_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState"})
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``(bucket, key)`` of ``s3://bucket/key``; ValueError for anything else."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
@@ -130,6 +137,48 @@ class DropBucket:
             body.close()
         total = str(response.get("ContentRange") or "").rpartition("/")[2]
         return data, total.isdigit() and int(total) > len(data)
+
+    def has_objects(self, prefix: str, *, bucket: str | None = None) -> bool:
+        """Whether any object's key starts with ``prefix`` (one ListObjectsV2 call of one key)."""
+        from botocore.exceptions import ClientError
+
+        bucket = bucket or self.name
+        try:
+            response = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except ClientError as e:
+            code = aws.error_code(e)
+            if code == "NoSuchBucket":
+                return False
+            if code in _DENIED:
+                raise ObjectUnreadable(f"s3://{bucket}/{prefix}: {code}") from e
+            raise
+        return bool(response.get("KeyCount") or response.get("Contents"))
+
+    def read_head(self, key: str, *, cap: int, bucket: str | None = None) -> tuple[bytes, int]:
+        """``(at most cap bytes from the start, the object's whole size)``: a bounded look at a large
+        object. :class:`ObjectMissing` or :class:`ObjectUnreadable` when it cannot be had."""
+        from botocore.exceptions import ClientError
+
+        bucket = bucket or self.name
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max(0, cap - 1)}")
+        except ClientError as e:
+            code = aws.error_code(e)
+            if code in _MISSING:
+                raise ObjectMissing(f"s3://{bucket}/{key}") from e
+            if code == "InvalidRange":  # an empty object
+                return b"", 0
+            if code in _DENIED:
+                raise ObjectUnreadable(f"s3://{bucket}/{key}: {code}") from e
+            raise
+        body = response["Body"]
+        try:
+            data: bytes = body.read(cap)
+        finally:
+            body.close()
+        total = str(response.get("ContentRange") or "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else int(response.get("ContentLength") or len(data))
+        return data, size
 
     def read_uri(self, uri: str, *, cap: int) -> bytes:
         """``s3://bucket/key`` (of any bucket the function may read), at most ``cap`` bytes."""

@@ -17,6 +17,10 @@ class JobNotFound(Exception):
     """DescribeTrainingJob does not know the name."""
 
 
+class JobNotStoppable(Exception):
+    """StopTrainingJob refused: the job is not running any more (it is ending or has ended)."""
+
+
 class JobRequestRejected(Exception):
     """SageMaker refused the request itself (validation, quota): retrying the same call cannot help."""
 
@@ -89,3 +93,18 @@ class TrainingJobs:
         except JobNotFound:
             return False
         return True
+
+    def stop(self, name: str) -> None:
+        """Ask SageMaker to stop the job (it ends ``Stopped``); :class:`JobNotStoppable` if it is not
+        in progress, :class:`JobNotFound` if there is no such job."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.stop_training_job(TrainingJobName=name)
+        except ClientError as e:
+            code = aws.error_code(e)
+            if code == "ResourceNotFound":
+                raise JobNotFound(name) from e
+            if code == "ValidationException":
+                raise JobNotStoppable(f"{name}: {e}") from e
+            raise

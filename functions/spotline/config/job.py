@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from spotline.config.durations import format_duration
+from spotline.config.instance_types import TRAINING_INSTANCE_TYPES, suggest_instance_type
 from spotline.config.schema import Duration, Issue, setting
 
 INSTANCE_TYPE = r"ml\.[a-z0-9]+\.[a-z0-9]+"
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
 RESERVED_CHANNELS = frozenset({"config", "model", "images"})
+# What spotline's own image reads in training mode (a channel it does not read would be paid for and
+# ignored: a typo such as "vall" would silently train without validation).
+IMAGE_CHANNELS = ("train", "val")
 MAX_SAGEMAKER_SECONDS = 28 * 86400
 
 
@@ -100,6 +104,16 @@ class JobSection:
     def checks(self, path: str) -> list[Issue]:
         issues = []
         at = f"{path}." if path else ""
+        rungs = [("instance_type", self.instance_type)] + [
+            (f"fallback_instance_types[{i}]", t) for i, t in enumerate(self.fallback_instance_types)
+        ]
+        for key, instance_type in rungs:
+            if instance_type not in TRAINING_INSTANCE_TYPES:
+                close = suggest_instance_type(instance_type)
+                hint = f"; did you mean '{close}'?" if close else ""
+                issues.append(
+                    Issue(f"{at}{key}", instance_type, f"not an instance type SageMaker trains on{hint}")
+                )
         if self.max_wait is not None:
             if not self.spot:
                 issues.append(Issue(f"{at}max_wait", self.max_wait, "only allowed with spot: true"))

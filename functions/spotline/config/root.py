@@ -6,11 +6,12 @@ The launch function, the ``spotline validate`` command and the container all cal
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from spotline.config.job import JobSection, PromoteSection
+from spotline.config.job import IMAGE_CHANNELS, RESERVED_CHANNELS, JobSection, PromoteSection
 from spotline.config.loader import MAX_CONFIG_BYTES, load_yaml_document, load_yaml_value
 from spotline.config.model import (
     AugmentSection,
@@ -48,6 +49,34 @@ class RunConfig:
     tuning: TuningSection | None = setting(
         None, help="tune hyperparameters: a tuning job whose trials run on Spot, the best one kept"
     )
+
+    def checks(self, path: str) -> list[Issue]:
+        """What the sections cannot see alone: channels spotline's image reads, a gate it can measure."""
+        issues: list[Issue] = []
+        channels = self.job.channels
+        if self.mode == "train":
+            for name in channels:
+                if name not in IMAGE_CHANNELS and name not in RESERVED_CHANNELS:
+                    close = difflib.get_close_matches(name, IMAGE_CHANNELS, n=1, cutoff=0.5)
+                    hint = f"did you mean '{close[0]}'? " if close else ""
+                    issues.append(
+                        Issue(
+                            f"job.channels.{name}",
+                            name,
+                            f"spotline's image does not read this channel; {hint}"
+                            f"(it reads {', '.join(IMAGE_CHANNELS)})",
+                        )
+                    )
+        if self.promote is not None and self.promote.metric.startswith("val/") and "val" not in channels:
+            issues.append(
+                Issue(
+                    "promote.metric",
+                    self.promote.metric,
+                    "the run cannot report it: validation metrics need a 'val' channel in job.channels "
+                    "(add one, or drop the promote section)",
+                )
+            )
+        return issues
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -137,15 +137,24 @@ def _build_section(cls: type[Any], raw: Any, path: str, issues: list[Issue]) -> 
                 Issue(_join(path, str(key)), raw[key], f"unknown key; {_suggest(str(key), list(fields))}")
             )
     kwargs: dict[str, Any] = {}
-    before = len(issues)
+    unusable = False  # a value that could not be converted (or a required one missing)
     for name, f in fields.items():
         sub = _join(path, name)
         if name not in raw:
             if f.metadata.get("required"):
                 issues.append(Issue(sub, None, f"required: {f.metadata['help']}"))
+                unusable = True
             continue
+        before = len(issues)
         kwargs[f.name] = _convert(hints[f.name], raw[name], sub, f.metadata, issues)
-    if len(issues) > before:
+        # A section whose own cross-field checks found problems is still built: the checks of
+        # the sections around it run too, so every problem of the file is reported at once.
+        unusable = (
+            unusable
+            or (kwargs[f.name] is None and raw[name] is not None)
+            or (len(issues) > before and not dataclasses.is_dataclass(_section_type(hints[f.name])))
+        )
+    if unusable:
         return None
     try:
         section = cls(**kwargs)
@@ -161,6 +170,14 @@ def _build_section(cls: type[Any], raw: Any, path: str, issues: list[Issue]) -> 
 def yaml_key(f: dataclasses.Field[Any]) -> str:
     """The key that sets field ``f`` in a config file (its name unless the setting says otherwise)."""
     return str(f.metadata.get("key") or f.name)
+
+
+def _section_type(hint: Any) -> Any:
+    """The section class of a field hint (``Section`` or ``Section | None``), else the hint itself."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return inner[0] if len(inner) == 1 else hint
+    return hint
 
 
 def _section_keys(cls: type[Any]) -> str:

@@ -7,6 +7,8 @@ can therefore trigger it again.
 
 from __future__ import annotations
 
+import difflib
+
 CONFIGS = "configs/"
 DATASETS = "datasets/"
 INFERENCE = "inference/"
@@ -38,6 +40,25 @@ def check_user_key(key: str, prefix: str) -> str:
 
 def is_config_key(key: str) -> bool:
     return key.startswith(CONFIGS) and key.lower().endswith(CONFIG_SUFFIXES)
+
+
+def near_miss_reason(key: str) -> str | None:
+    """Why a key that looks meant for ``configs/`` starts nothing (what the user is told), or None
+    for a key that is none of spotline's business."""
+    folder, slash, rest = key.partition("/")
+    name = key.rsplit("/", 1)[-1]
+    if key.startswith(CONFIGS):
+        if not key.lower().endswith(CONFIG_SUFFIXES):
+            return f"only .yaml or .yml files under {CONFIGS} start runs, and {name!r} is not one"
+        return None
+    if not key.lower().endswith(CONFIG_SUFFIXES):
+        return None
+    if not slash:
+        return f"a config at the top of the bucket starts nothing: put it under {CONFIGS} ({CONFIGS}{key})"
+    wanted = CONFIGS.rstrip("/")
+    if folder.lower() == wanted or difflib.SequenceMatcher(None, folder.lower(), wanted).ratio() >= 0.8:
+        return f"configs start runs only under {CONFIGS} (lower case): move it to {CONFIGS}{rest}"
+    return None
 
 
 def run_prefix(run_id: str) -> str:

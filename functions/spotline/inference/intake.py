@@ -24,7 +24,7 @@ from spotline.domain.settings import Settings
 from spotline.inference.closer import BatchCloser, CloseOutcome
 from spotline.ledger.batches import BatchLedger
 from spotline.ledger.notices import Notices
-from spotline.ledger.records import ImageRecord
+from spotline.ledger.records import ImageRecord, SkippedFile
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ImageIntake:
                 ready[what.batch].append((message_id, obj))
             else:
                 logger.info("%s %s: %s", what.kind, obj.key, what.reason, extra={"key": obj.key})
-                outcomes[message_id] = IntakeOutcome(what.kind, what.batch, obj.key, what.reason)
+                outcomes[message_id] = self._skipped(obj, what)
         for batch, group in images.items():
             outcomes.update(self._record_batch_images(batch, group, writer=writer, deadline=deadline))
         for batch, markers in ready.items():  # after the images: a marker closes what came before it
@@ -129,6 +129,21 @@ class ImageIntake:
                 outcome = self._ready(batch, upload)
                 outcomes.update({m: outcome for m, obj in markers if obj.upload_id == upload})
         return outcomes
+
+    def _skipped(self, obj: ObjectCreated, what: Classified) -> IntakeOutcome:
+        """A file of a batch folder that is not an image: listed in the batch's summary.json, with
+        why (control files such as ``_job.yaml`` are the batch's own, not skipped)."""
+        outcome = IntakeOutcome(what.kind, what.batch, obj.key, what.reason)
+        if not what.batch or what.relative_key.rsplit("/", 1)[-1].startswith("_"):
+            return outcome
+        try:
+            self.batches.record_skipped(
+                what.batch, SkippedFile(what.relative_key, what.reason), now=self.clock()
+            )
+        except Exception as e:
+            logger.exception("could not record the skipped file %s", obj.key)
+            return IntakeOutcome("failed", what.batch, obj.key, str(e))
+        return outcome
 
     def _record_batch_images(
         self,

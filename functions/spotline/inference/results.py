@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 MISSING_FILE = "missing.jsonl"
 MAX_LISTED_IN_MESSAGE = 100
+MAX_LISTED_SKIPPED = 100  # summary.json lists this many skipped files of the folder, and counts them all
 MAX_PARTS_IN_MESSAGE = 10
 MAX_REASON_CHARS = 300
 # A part's manifest: at most BatchMaxImages keys of at most 1 KiB each, and its JSON.
@@ -207,6 +208,7 @@ class BatchResults:
                 "completed_at": iso_utc(self.clock()),
             }
         )
+        document["skipped"] = self.batches.skipped_files(batch, limit=MAX_LISTED_SKIPPED).view()
         previews = write_previews(self.bucket, batch, prefix, summary.worst())
         document["previews"] = [self.bucket.uri(k) for k in previews]
         page = write_batch_page(
@@ -294,8 +296,9 @@ class BatchResults:
             **{
                 k: v
                 for k, v in summary.items()
-                if k not in ("defect_images", "unreadable", "missing", "missing_parts")
+                if k not in ("defect_images", "unreadable", "missing", "missing_parts", "skipped")
             },
+            "skipped_files": summary.get("skipped", {}).get("count", 0),  # listed in summary.json
             "defect_images": listed,
             "defect_images_listed": f"{len(listed)} of {summary['images_with_defects']}",
             "missing_parts": missing_parts[:MAX_PARTS_IN_MESSAGE],

@@ -20,9 +20,21 @@ import contextlib
 from typing import Any
 
 from spotline.domain.timefmt import iso_utc
-from spotline.ledger.keys import BATCH_SK, IMAGE_PREFIX, OPEN_BATCHES, batch_pk, close_sk, image_sk
-from spotline.ledger.records import WRITER_PREFIX, Batch, BatchClose, ImageRecord
+from spotline.ledger.keys import (
+    BATCH_SK,
+    IMAGE_PREFIX,
+    OPEN_BATCHES,
+    SKIPPED_PREFIX,
+    SKIPS_SK,
+    batch_pk,
+    close_sk,
+    image_sk,
+    skipped_sk,
+)
+from spotline.ledger.records import WRITER_PREFIX, Batch, BatchClose, ImageRecord, SkippedFile, SkippedFiles
 from spotline.ledger.table import GSI1, ConditionFailed, LedgerTable
+
+MAX_REASON_CHARS = 300
 
 
 class BatchLedger:
@@ -196,6 +208,28 @@ class BatchLedger:
         except ConditionFailed:
             return False
         return True
+
+    # -- skipped files --
+
+    def record_skipped(self, batch: str, skipped: SkippedFile, *, now: float) -> bool:
+        """Remember a file of the folder that is not one of its images (once per key, then counted)."""
+        item = {"pk": batch_pk(batch), "sk": skipped_sk(skipped.relative_key), **skipped.to_item()}
+        item["reason"] = skipped.reason[:MAX_REASON_CHARS]
+        item["recorded_at"] = iso_utc(now)
+        try:
+            self.table.put_new(item)
+        except ConditionFailed:
+            return False  # a redelivery
+        self.table.update(batch_pk(batch), SKIPS_SK, {"batch": batch}, add_values={"count": 1})
+        return True
+
+    def skipped_files(self, batch: str, *, limit: int) -> SkippedFiles:
+        """The folder's skipped files: their count and the first ``limit`` (one get, one bounded query)."""
+        counter = self.table.get(batch_pk(batch), SKIPS_SK)
+        count = int(counter.get("count", 0)) if counter else 0
+        items = self.table.query(batch_pk(batch), SKIPPED_PREFIX, limit=limit) if count else []
+        listed = tuple(SkippedFile.from_item(i) for i in items)
+        return SkippedFiles(max(count, len(listed)), listed)
 
     def image_keys(self, batch: str, generation: int) -> list[str]:
         """The relative keys of the images of ``generation``, in key order."""

@@ -6,8 +6,11 @@
 | attempt             | ``RUN#<run id>``   | ``ATTEMPT#NN``      |                  |                        |
 | batch               | ``BATCH#<name>``   | ``BATCH``           | ``OPEN_BATCHES`` | ``BATCH#<name>``       |
 | image of a batch    | ``BATCH#<name>``   | ``IMG#<rel key>``   |                  |                        |
+| skipped file        | ``BATCH#<name>``   | ``SKIP#<rel key>``  |                  |                        |
+| skipped files count | ``BATCH#<name>``   | ``SKIPS``           |                  |                        |
 | close of generation | ``BATCH#<name>``   | ``CLOSE#<gen:06d>`` |                  |                        |
 | notice sent (once)  | a run's or batch's | ``NOTICE#<what>``   |                  |                        |
+| ignored object      | ``IGNORED#<hash>`` | ``NOTICE#ignored``  |                  |                        |
 | run of a source     | ``SOURCE#<b>/<k>`` | ``RUN#<created>#<id>`` |               |                        |
 | the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
 | trial of a tuning run | a run's          | ``TRIAL#<job name>`` |                 |                        |
@@ -24,6 +27,8 @@ ATTEMPT_PREFIX = "ATTEMPT#"
 BATCH_SK = "BATCH"
 OPEN_BATCHES = "OPEN_BATCHES"
 IMAGE_PREFIX = "IMG#"
+SKIPPED_PREFIX = "SKIP#"
+SKIPS_SK = "SKIPS"
 CLOSE_PREFIX = "CLOSE#"
 NOTICE_PREFIX = "NOTICE#"
 SOURCE_RUN_PREFIX = "RUN#"
@@ -36,7 +41,9 @@ attempt_sk: Callable[[int], str] = (ATTEMPT_PREFIX + "{:02d}").format
 batch_pk: Callable[[str], str] = "BATCH#{}".format
 close_sk: Callable[[int], str] = (CLOSE_PREFIX + "{:06d}").format
 image_sk: Callable[[str], str] = (IMAGE_PREFIX + "{}").format
+skipped_sk: Callable[[str], str] = (SKIPPED_PREFIX + "{}").format
 notice_sk: Callable[[str], str] = (NOTICE_PREFIX + "{}").format
+ignored_pk: Callable[[str], str] = "IGNORED#{}".format
 source_pk: Callable[[str, str], str] = "SOURCE#{}/{}".format
 source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format
 trial_sk: Callable[[str], str] = (TRIAL_PREFIX + "{}").format

@@ -9,10 +9,11 @@ belongs inside ``send``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from spotline.domain.timefmt import iso_utc
-from spotline.ledger.keys import batch_pk, notice_sk, run_pk
+from spotline.ledger.keys import batch_pk, ignored_pk, notice_sk, run_pk
 from spotline.ledger.table import ConditionFailed, LedgerTable
 
 
@@ -49,3 +50,8 @@ class Notices:
 
     def of_batch(self, batch: str) -> NoticeBox:
         return NoticeBox(self.table, batch_pk(batch))
+
+    def of_ignored_object(self, bucket: str, key: str, version: str) -> NoticeBox:
+        """The notices of one uploaded object spotline ignored (one alert per upload, not per delivery)."""
+        digest = hashlib.sha256("\x00".join((bucket, key, version)).encode()).hexdigest()[:32]
+        return NoticeBox(self.table, ignored_pk(digest))

@@ -166,6 +166,7 @@ class Run:
     errors: tuple[str, ...] = ()
     report_key: str | None = None
     inference: InferencePart | None = None
+    promotion: str | None = None  # a succeeded training run's gate, in words
     cancel_reason: str | None = None  # set when a person cancelled the run (its config deleted)
     # A tuning run: its tuning jobs (the first, then its follow-up) and why spotline stopped one.
     tuning_jobs: tuple[str, ...] = ()
@@ -236,6 +237,7 @@ class Run:
             errors=f.texts("errors"),
             report_key=f.opt_text("report_key"),
             inference=inference,
+            promotion=f.opt_text("promotion"),
             cancel_reason=f.opt_text("cancel_reason"),
             tuning_jobs=f.texts("tuning_jobs"),
             stop_reason=f.opt_text("stop_reason"),
@@ -265,6 +267,7 @@ class Run:
             "finished_at": self.finished_at,
             "errors": list(self.errors) or None,
             "report_key": self.report_key,
+            "promotion": self.promotion,
             **(inference_attrs(self.inference) if self.inference else {}),
             "cancel_reason": self.cancel_reason,
             "tuning_jobs": list(self.tuning_jobs) or None,
@@ -515,6 +518,40 @@ class ImageRecord:
     relative_key: str
     etag: str
     size: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """An object of a batch folder that is not one of its images, and why (listed in summary.json)."""
+
+    relative_key: str
+    reason: str
+
+    def to_item(self) -> dict[str, Any]:
+        return {"relative_key": self.relative_key, "reason": self.reason}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> SkippedFile:
+        f = _Fields(item, f"skipped file {item.get('relative_key')!r}")
+        return cls(f.text("relative_key"), f.text("reason", ""))
+
+    def view(self) -> dict[str, str]:
+        return {"key": self.relative_key, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SkippedFiles:
+    """A batch folder's skipped files: how many in all, and the first ones (a bounded list)."""
+
+    count: int
+    listed: tuple[SkippedFile, ...]
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "files": [f.view() for f in self.listed],
+            "not_listed": max(0, self.count - len(self.listed)),
+        }
 
 
 @dataclass(frozen=True)

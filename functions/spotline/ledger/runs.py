@@ -237,6 +237,10 @@ class RunLedger:
             return False
         return True
 
+    def note_promotion(self, run_id: str, summary: str, *, now: float) -> Run:
+        """What a succeeded run's promotion gate decided, in words (``not promoted: ...``)."""
+        return self._update_run(run_id, {"promotion": summary}, now=now, status_in=[RunStatus.SUCCEEDED])
+
     def request_cancel(self, run_id: str, *, reason: str, now: float) -> Run:
         """A person cancelled the run: no attempt starts after this (its current job may finish).
 

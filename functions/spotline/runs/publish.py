@@ -264,7 +264,7 @@ class RunPublisher:
             run,
             to,
             notice,
-            _subject(run, to, reason, cap),
+            _subject(run, to, reason, cap, results),
             body,
             after_send=lambda: self._emit_metrics(to, savings, len(attempts)),
         )
@@ -371,8 +371,11 @@ def _savings_summary(s: RunSavings) -> dict[str, Any]:
     return plain_fields(s, without=("unpriced_types", "attempts", "price_source"))
 
 
-def _subject(run: Run, to: RunStatus, reason: str, cap: str | None) -> str:
+def _subject(run: Run, to: RunStatus, reason: str, cap: str | None, results: Mapping[str, Any]) -> str:
     if to == RunStatus.SUCCEEDED:
+        gate = results.get("promotion") or {}
+        if gate.get("gate") not in (None, "none", "passed"):
+            return f"spotline: {run.label} succeeded, NOT promoted ({gate.get('summary', gate.get('gate'))})"
         return f"spotline: {run.label} succeeded"
     if to == RunStatus.CANCELLED:
         return f"spotline: {run.label} cancelled"

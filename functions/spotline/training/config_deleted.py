@@ -29,10 +29,10 @@ from spotline.adapters.tuning_jobs import TuningJobs
 from spotline.domain import layout
 from spotline.domain.events import ObjectDeleted
 from spotline.domain.settings import Settings
-from spotline.domain.states import TERMINAL_RUN_STATES, RunKind, RunStatus
+from spotline.domain.states import TERMINAL_RUN_STATES
 from spotline.ledger.records import Run
-from spotline.ledger.runs import RunLedger, TransitionRefused
-from spotline.runs.publish import RunPublisher
+from spotline.ledger.runs import RunLedger
+from spotline.runs.cancel import RunCanceller
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ConfigDeletion:
     settings: Settings
     _: KW_ONLY
     ledger: RunLedger
-    publisher: RunPublisher
+    canceller: RunCanceller
     bucket: DropBucket
     tuning: TuningJobs
     clock: Callable[[], float] = time.time
@@ -69,21 +69,12 @@ class ConfigDeletion:
         reason = f"its config {obj.key} was deleted"
         cancelled, stopping = [], []
         for found in runs:
-            try:
-                run = self.ledger.request_cancel(found.run_id, reason=reason, now=self.clock())
-            except TransitionRefused:
-                continue  # settled meanwhile
-            if run.status == RunStatus.RETRYING:
-                settled = self.publisher.cancel_waiting_run(
-                    run, f"cancelled: {reason}", unless_relaunching=True
-                )
-                if settled.action != "stale":
-                    cancelled.append(run.run_id)
-                    continue
-            if run.kind == RunKind.TUNING and run.tuning_jobs:
-                # Again on a redelivery: a stop of a stopping or ended tuning job changes nothing.
-                self.tuning.stop(run.tuning_jobs[-1])
-            stopping.append(run.run_id)  # its job (or the relaunch creating it) ends the run
+            # The paid job keeps running: the run is settled CANCELLED when it ends.
+            outcome = self.canceller.cancel(found.run_id, reason=reason, stop_job=False)
+            if outcome.action == "cancelled":
+                cancelled.append(outcome.run_id)
+            elif outcome.action == "after-job":
+                stopping.append(outcome.run_id)  # its job (or the relaunch creating it) ends the run
         logger.info(
             "config %s deleted: %d run(s) cancelled, %d stop after their job",
             obj.key,

@@ -4,7 +4,8 @@ The flow, for one S3 ``Object Created`` event:
 
 1. derive the run id from (bucket, key, version or etag) and create the run in the ledger
    (conditional put) holding a launch lease; a duplicate event finds the run and stops;
-2. read the object (size-capped) and validate the whole file with the one config schema;
+2. read the object (size-capped) and validate the whole file with the one config schema, then
+   check that its channels' data is there and readable (:mod:`spotline.training.data_check`);
 3. bad file: write ``runs/<run-id>/rejection.json``, mark the run REJECTED, alert once, return
    normally (a retry cannot fix a user's file);
 4. good file: snapshot it under ``runs/<run-id>/``, record attempt 1, create the training job
@@ -38,9 +39,12 @@ from spotline.ledger.runs import TransitionRefused
 from spotline.reports.links import console_url
 from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress, LaunchNotRecordable
 from spotline.runs.publish import NOTICE_KIND
+from spotline.training.data_check import data_issues
 from spotline.tuning.launch import TuningStarter
 
 logger = logging.getLogger(__name__)
+
+IGNORED_KIND = "ignored"  # the SNS ``kind`` attribute of "this object was ignored" alerts
 
 __all__ = ["LaunchInProgress", "LaunchOutcome", "TrainingLauncher"]
 
@@ -106,11 +110,12 @@ class TrainingLauncher(FirstAttemptLauncher):
         if obj.bucket != self.settings.bucket:
             return self._ignored(obj, f"bucket {obj.bucket} is not the drop bucket")
         if not layout.is_config_key(obj.key):
-            return self._ignored(obj, "not a .yaml/.yml file under configs/")
+            tell = layout.near_miss_reason(obj.key)
+            return self._ignored(obj, "not a .yaml/.yml file under configs/", tell=tell)
         try:
             layout.check_user_key(obj.key, layout.CONFIGS)
         except layout.UnsafeKey as e:
-            return self._ignored(obj, str(e))
+            return self._ignored(obj, str(e), tell=f"{e}: spotline does not act on such keys")
 
         run_id = run_id_for_object(obj.bucket, obj.key, obj.version_or_etag)
         source = RunSource(obj.bucket, obj.key, obj.version_or_etag)
@@ -121,6 +126,9 @@ class TrainingLauncher(FirstAttemptLauncher):
             try:
                 data = self._read_config(obj)
                 config = parse_run_config(data, self.context, max_bytes=self.settings.max_config_bytes)
+                missing = data_issues(self.bucket, config)  # before anything is paid for
+                if missing:
+                    raise ConfigError(missing)
             except ConfigError as e:
                 self._reject(run_id, obj, e.issues)
                 return LaunchOutcome("rejected", run_id, None, "; ".join(issues_summary(e.issues)))
@@ -265,7 +273,22 @@ class TrainingLauncher(FirstAttemptLauncher):
     def _alert(self, run_id: str, subject: str, body: dict[str, Any], status: RunStatus) -> None:
         self.notifier.publish(subject, body, {"kind": NOTICE_KIND, "status": status.value, "run_id": run_id})
 
-    @staticmethod
-    def _ignored(obj: ObjectCreated, reason: str) -> LaunchOutcome:
-        logger.info("ignored %s: %s", obj.key, reason)
-        return LaunchOutcome("ignored", None, None, reason)
+    def _ignored(self, obj: ObjectCreated, reason: str, *, tell: str | None = None) -> LaunchOutcome:
+        """Start nothing; when the key looks meant for configs/ (``tell``), say so in one alert."""
+        logger.info("ignored %s: %s", obj.key, tell or reason)
+        if tell is not None:
+            body = {
+                "ignored": self.bucket.uri(obj.key) if obj.bucket == self.settings.bucket else obj.key,
+                "version": obj.version_or_etag,
+                "reason": tell,
+            }
+            self.notices.of_ignored_object(obj.bucket, obj.key, obj.version_or_etag).send_once(
+                "ignored",
+                lambda: self.notifier.publish(
+                    f"spotline: ignored {obj.key.rsplit('/', 1)[-1]} ({obj.key})",
+                    body,
+                    {"kind": IGNORED_KIND, "status": "IGNORED"},
+                ),
+                now=self.clock(),
+            )
+        return LaunchOutcome("ignored", None, None, tell or reason)

@@ -12,6 +12,7 @@ from spotline.domain.naming import name_from_arn
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.models import Models, promotion_order
 from spotline.ledger.records import Promotion, Run
+from spotline.ledger.runs import RunLedger
 from spotline.runs.publish import final_metrics
 from spotline.tuning.trials import tuned_hyperparameters
 
@@ -33,7 +34,21 @@ class PromotionResult:
             "metric": self.metric,
             "value": self.value,
             "min": self.minimum,
+            "summary": self.summary(),
         }
+
+    def summary(self) -> str:
+        """In words, for alerts and ``spotline status``: ``not promoted: val/mAP50 0.12 < 0.25``."""
+        if self.gate == "none":
+            return "no promotion gate"
+        if self.gate == "passed":
+            passed = f"{self.metric} {self.value:.3g} >= {self.minimum:g}"
+            return f"promoted: {passed}" if self.promoted else f"passed ({passed}); a newer run's model stays"
+        if self.gate == "failed":
+            return f"not promoted: {self.metric} {self.value:.3g} < {self.minimum:g}"
+        if self.gate == "missing-metric":
+            return f"not promoted: the run reported no {self.metric}"
+        return f"not promoted: {self.gate}"
 
 
 @dataclass
@@ -41,12 +56,16 @@ class TrainingCompleted:
     """What a completed training job publishes: the outcome of its run's promotion gate."""
 
     models: Models
+    ledger: RunLedger
 
     def read(self, run: Run, describe: Mapping[str, Any]) -> None:
         """Nothing to read: the gate decides from DescribeTrainingJob's metrics."""
 
     def __call__(self, run: Run, describe: Mapping[str, Any], output: None, *, now: float) -> dict[str, Any]:
-        return {"promotion": self.promote_if_passing(run, describe, now=now).to_dict()}
+        result = self.promote_if_passing(run, describe, now=now)
+        if result.gate != "none":  # `spotline status` shows it without reading the report
+            self.ledger.note_promotion(run.run_id, result.summary(), now=now)
+        return {"promotion": result.to_dict()}
 
     def promote_if_passing(self, run: Run, describe: Mapping[str, Any], *, now: float) -> PromotionResult:
         """Apply the run's gate; on a pass, record the promotion with its lineage."""

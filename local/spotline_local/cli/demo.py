@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,22 +22,30 @@ from typing import Any, TypeVar
 from spotline.domain.states import TERMINAL_RUN_STATES, RunKind, RunStatus
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger
+from spotline.metric_names import TRAIN_THROUGHPUT
 from spotline.runs.report_page import RunPages
 from spotline_local.faults import Fault
+from spotline_local.owned_folder import ForeignFolder, OwnedFolder, claim
+from spotline_local.progress import DEFAULT_STALL_S, Stalled, wait_for_progress
 from spotline_local.provision import QueueTrigger
 from spotline_local.stack import LocalStack, StackOptions
+from spotline_local.stack_lock import StackRunning
 
 CONFIG_FILE = Path(__file__).with_name("rail-demo.yaml")
 CONFIG_KEY = "configs/rail-demo.yaml"
 BATCH = "line-42-km-118"
 INTERRUPT_AT = 150
 TRAIN_IMAGES, VAL_IMAGES, FIELD_IMAGES, IMAGE_SIZE = 400, 80, 12, 128
-STILL_S = 180  # a run whose state, attempts and metrics all stay the same this long is stuck
+DATASET_DIR = "dataset"  # in the workdir
 T = TypeVar("T")
 
 
 class DemoFailed(Exception):
     """A stage did not reach its goal; the message says which and why."""
+
+
+class DemoRefused(Exception):
+    """The demo will not start: its folders are someone else's, or a stack already runs there."""
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Summary:
     map50: float | None = None
     promoted: bool = False
     savings: str = ""
+    money: dict[str, Any] = field(default_factory=dict)
     inference_run: str = ""
     images: int = 0
     images_with_defects: int = 0
@@ -68,73 +76,98 @@ class Progress:
         sys.stdout.flush()
 
 
-def wait_until(what: str, check: Callable[[], T | None], timeout_s: float, period_s: float = 1.0) -> T:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        result = check()
-        if result is not None:
-            return result
-        time.sleep(period_s)
-    raise DemoFailed(f"timed out after {timeout_s:.0f} s waiting for {what}")
+class Waits:
+    """The demo's waits: each fails once nothing in the stack has moved for ``stall_s`` seconds (a
+    slow machine only makes the demo slower), and shows each training log window as it arrives."""
+
+    def __init__(self, stack: LocalStack, progress: Progress, stall_s: float, max_iter: int) -> None:
+        self.stack, self.progress, self.stall_s, self.max_iter = stack, progress, stall_s, max_iter
+        self._shown: dict[str, int] = {}
+
+    def until(self, what: str, check: Callable[[], T | None]) -> T:
+        try:
+            return wait_for_progress(
+                what, check, self.stack.activity, stall_s=self.stall_s, on_change=self._show_training
+            )
+        except Stalled as e:
+            raise DemoFailed(str(e)) from e
+
+    def _show_training(self, _: Hashable) -> None:
+        """One line per new log window of a training job: its iteration and speed."""
+        assert self.stack.sagemaker is not None
+        for job in list(self.stack.sagemaker.jobs.values()):
+            speeds = [m for m in list(job.metrics) if m["MetricName"] == TRAIN_THROUGHPUT and m.get("Step")]
+            if not speeds or speeds[-1]["Step"] <= self._shown.get(job.name, 0):
+                continue
+            latest = speeds[-1]
+            self._shown[job.name] = int(latest["Step"])
+            self.progress.say(
+                f"  job {job.name}: iteration {latest['Step']}/{self.max_iter}, "
+                f"{latest['Value']:.0f} images/s"
+            )
 
 
-def wait_while_moving(
-    what: str, check: Callable[[], T | None], progress: Callable[[], object], still_s: float
-) -> T:
-    """Wait for ``check`` as long as ``progress()`` keeps changing: on a busy machine a run is
-    slower, not stuck; it fails only when nothing moved for ``still_s`` seconds."""
-    last, moved = progress(), time.monotonic()
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        now = progress()
-        if now != last:
-            last, moved = now, time.monotonic()
-        elif time.monotonic() - moved > still_s:
-            raise DemoFailed(f"nothing moved for {still_s:.0f} s while waiting for {what} (last: {last})")
-        time.sleep(1.0)
-
-
-def run_demo(out_dir: Path, workdir: Path) -> int:
+def run_demo(out_dir: Path, workdir: Path, stall_s: float = DEFAULT_STALL_S) -> int:
+    """The demo, end to end; 0 when every stage reached its goal. Only ever replaces what it wrote."""
     progress = Progress()
-    shutil.rmtree(workdir, ignore_errors=True)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
+    try:
+        output = claim(out_dir, "demo output")
+    except ForeignFolder as e:
+        raise DemoRefused(f"{e}: choose another --out") from e
     faults = [Fault(job="spotline-rail-demo-*-a01", kind="spot_interruption", at_iteration=INTERRUPT_AT)]
     options = StackOptions(
-        workdir=workdir, faults=faults, schedule_period_s=2.0, retry_delay_s=0.5, torch_threads=2
+        workdir=workdir, faults=faults, schedule_period_s=2.0, retry_delay_s=0.5, fresh_workdir=True
     )
     stack = LocalStack(options)
     try:
-        summary = _story(stack, progress, workdir, out_dir)
+        summary = _story(stack, progress, output, stall_s)
     except DemoFailed as e:
         progress.say(f"FAILED: {e}")
-        sys.stdout.write(f"  the functions' log: {workdir / 'logs' / 'functions.log'}\n")
-        sys.stdout.write(f"  the jobs' folders: {workdir / 'jobs'}\n")
+        sys.stdout.write(f"  the functions' log: {stack.workdir / 'logs' / 'functions.log'}\n")
+        sys.stdout.write(f"  the jobs' folders: {stack.workdir / 'jobs'}\n")
+        if output.entries():
+            sys.stdout.write(f"  {output.path} still holds the previous run's results\n")
         return 1
+    except ForeignFolder as e:
+        raise DemoRefused(f"{e}: choose another --workdir") from e
+    except StackRunning as e:
+        hint = f"wait for it, or stop it with `spotline local down --workdir {workdir}`"
+        raise DemoRefused(f"{e}; {hint}") from e
+    except KeyboardInterrupt:
+        progress.say("interrupted: stopping the local stack and its jobs")
+        raise
     finally:
         stack.stop()
     _print_summary(summary, progress)
     return 0
 
 
-def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) -> Summary:
+def _story(stack: LocalStack, progress: Progress, output: OwnedFolder, stall_s: float) -> Summary:
+    from spotline.config import parse_run_config
     from spotline_container.synthetic import generate_dataset
 
     summary = Summary()
+    stack.prepare_workdir(DATASET_DIR)  # claimed and locked before anything is written there
+    max_iter = parse_run_config(CONFIG_FILE.read_bytes()).solver.max_iter
+    waits = Waits(stack, progress, stall_s, max_iter)
     progress.say(
         f"generating a synthetic rail dataset ({TRAIN_IMAGES} train, {VAL_IMAGES} val, "
         f"{FIELD_IMAGES} field images, {IMAGE_SIZE} px) while the local stack starts"
     )
     with ThreadPoolExecutor(1) as pool:
         generating = pool.submit(
-            generate_dataset, workdir / "dataset", TRAIN_IMAGES, VAL_IMAGES, FIELD_IMAGES, 7, IMAGE_SIZE
+            generate_dataset,
+            stack.workdir / DATASET_DIR,
+            TRAIN_IMAGES,
+            VAL_IMAGES,
+            FIELD_IMAGES,
+            7,
+            IMAGE_SIZE,
         )
         stack.start()
         progress.say(
             "local stack up: moto (S3, SQS, SNS, DynamoDB, EventBridge) wired from template.yaml, "
-            "the local SageMaker, the five functions"
+            f"the local SageMaker, the {len(stack.provisioned.functions)} functions"
         )
         data = generating.result()
     assert stack.sagemaker is not None
@@ -156,14 +189,9 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     )
     s3.put_object(Bucket=bucket, Key=CONFIG_KEY, Body=CONFIG_FILE.read_bytes())
     runs = _ledger(stack)
-    run = wait_until("the launch function to start the run", lambda: _run_with(runs, RunKind.TRAINING), 30)
+    run = waits.until("the launch function to start the run", lambda: _run_with(runs, RunKind.TRAINING))
     summary.run_id = run.run_id
-    final = wait_while_moving(
-        "the training run to finish",
-        lambda: _terminal(runs, summary.run_id),
-        lambda: _where(stack, runs, summary.run_id),
-        STILL_S,
-    )
+    final = waits.until("the training run to finish", lambda: _terminal(runs, summary.run_id))
     if final.status != RunStatus.SUCCEEDED:
         raise DemoFailed(f"training run ended {final.status}: {final.reason}")
     summary.attempts = runs.attempts(summary.run_id)
@@ -193,17 +221,12 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
     progress.say(
         f"the image queue gathers events for up to {window:.0f} s (template.yaml), then the batch closes"
     )
-    infer = wait_until("the inference run to start", lambda: _run_with(runs, RunKind.INFERENCE), 60)
+    infer = waits.until("the inference run to start", lambda: _run_with(runs, RunKind.INFERENCE))
     summary.inference_run = infer.run_id
-    final = wait_while_moving(
-        "the inference results",
-        lambda: _terminal(runs, summary.inference_run),
-        lambda: _where(stack, runs, summary.inference_run),
-        STILL_S,
-    )
+    final = waits.until("the inference results", lambda: _terminal(runs, summary.inference_run))
     if final.status != RunStatus.SUCCEEDED:
         raise DemoFailed(f"inference run ended {final.status}: {final.reason}")
-    alerts = wait_until("the inference alert", lambda: _alert_for(stack, summary.inference_run), 30)
+    alerts = waits.until("the inference alert", lambda: _alert_for(stack, summary.inference_run))
     summary.alerts = [m["subject"] for m in alerts]
     predictions = _predictions(stack, summary.inference_run)
     summary.images = len(predictions)
@@ -213,18 +236,13 @@ def _story(stack: LocalStack, progress: Progress, workdir: Path, out_dir: Path) 
             summary.detections[d["class"]] = summary.detections.get(d["class"], 0) + 1
     progress.say(f"inference: {summary.images} images, {summary.images_with_defects} with defects")
 
-    summary.pictures = _pictures(predictions, Path(data["unlabelled"]), out_dir)
-    summary.savings, summary.pages = _pages(stack, runs, summary, out_dir)
-    (out_dir / "summary.json").write_text(json.dumps(_summary_json(summary), indent=2, default=str))
+    with output.publish() as staging:  # the previous results stay until these are complete
+        pictures = _pictures(predictions, Path(data["unlabelled"]), staging)
+        summary.savings, pages, summary.money = _pages(stack, runs, summary, staging, waits)
+        summary.pictures = [output.path / p.name for p in pictures]
+        summary.pages = [output.path / p.name for p in pages]
+        (staging / "summary.json").write_text(json.dumps(_summary_json(summary), indent=2))
     return summary
-
-
-def _where(stack: LocalStack, runs: RunLedger, run_id: str) -> object:
-    """What moves while a run goes on: its status, its attempts' states, its last metric step."""
-    run = runs.get_run(run_id)
-    attempts = tuple((a.attempt, a.status.value) for a in runs.attempts(run_id))
-    step = _run_pages(stack).curves(run).last_step if run is not None else None
-    return (run.status.value if run else None, attempts, step)
 
 
 def _ledger(stack: LocalStack) -> RunLedger:
@@ -315,8 +333,11 @@ def _predictions(stack: LocalStack, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _pages(stack: LocalStack, runs: RunLedger, summary: Summary, out_dir: Path) -> tuple[str, list[Path]]:
-    """The two pages (the run's, the batch's) copied into ``out_dir``, and the run's savings sentence.
+def _pages(
+    stack: LocalStack, runs: RunLedger, summary: Summary, out_dir: Path, waits: Waits
+) -> tuple[str, list[Path], dict[str, Any]]:
+    """The two pages (the run's, the batch's) copied into ``out_dir``, the run's savings sentence and
+    its money as numbers.
 
     The sentence is worded from the run's report.json by the pages' own code: the summary and the
     page cannot disagree.
@@ -337,12 +358,20 @@ def _pages(stack: LocalStack, runs: RunLedger, summary: Summary, out_dir: Path) 
         run = runs.get_run(run_id)
         if run is None:
             raise DemoFailed(f"run {run_id} vanished from the ledger")
-        wait_until(f"the page of {run_id}", written(page_key(run)), 30)
+        waits.until(f"the page of {run_id}", written(page_key(run)))
         pages.append(fetch_page(target, runs, run, out_dir).path)
     report = json.loads(
         s3.get_object(Bucket=bucket, Key=layout.run_report_key(summary.run_id))["Body"].read()
     )
-    return savings_sentence(report["savings"]), pages
+    savings = report["savings"]
+    money = {
+        "cost_usd": savings.get("estimated_cost_usd"),
+        "on_demand_usd": savings.get("on_demand_usd"),
+        "saved_usd": savings.get("savings_usd"),
+        "saved_percent": savings.get("savings_pct"),
+        "estimate": True,
+    }
+    return savings_sentence(savings), pages, money
 
 
 def _pictures(predictions: list[dict[str, Any]], images: Path, out_dir: Path) -> list[Path]:
@@ -382,14 +411,14 @@ def _summary_json(s: Summary) -> dict[str, Any]:
         "resumed_at_iteration": s.resumed_at,
         "val_map50": s.map50,
         "promoted": s.promoted,
-        "spot_savings": s.savings,
+        "money": s.money,  # USD, numbers: an estimate from list prices
         "inference_run": s.inference_run,
         "images": s.images,
         "images_with_defects": s.images_with_defects,
         "detections_per_class": s.detections,
         "alerts": s.alerts,
         "pictures": [p.name for p in s.pictures],
-        "pages": [str(p) for p in s.pages],
+        "pages": [p.name for p in s.pages],
     }
 
 
@@ -408,11 +437,13 @@ def _print_summary(s: Summary, progress: Progress) -> None:
     lines += [
         f"  resumed at         iteration {s.resumed_at} (from the interrupted attempt's checkpoint)",
         f"  validation mAP@0.5 {s.map50:.3f}" + (" - promoted" if s.promoted else ""),
-        f"  Spot savings       {s.savings} (estimate)",
+        f"  money              {s.savings} (an estimate)",
         f"  inference run      {s.inference_run}: {s.images} images, {s.images_with_defects} with defects "
         f"({', '.join(f'{k} {v}' for k, v in sorted(s.detections.items())) or 'none'})",
         "  alerts             " + ("\n                     ".join(s.alerts) or "none"),
-        f"  pictures           {', '.join(str(p) for p in s.pictures)}",
+        f"  pictures           {', '.join(p.name for p in s.pictures)} in {s.pictures[0].parent}"
+        if s.pictures
+        else "  pictures           none",
         f"  total time         {time.time() - progress.t0:.0f} s",
         f"  batch report       {s.pages[1] if len(s.pages) > 1 else '-'}",
         f"  run report         {s.pages[0] if s.pages else '-'}",

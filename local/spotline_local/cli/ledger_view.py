@@ -9,13 +9,17 @@ from typing import Any
 
 from spotline.domain.prices import price_table
 from spotline.domain.savings import RunSavings, run_savings
-from spotline.domain.states import RunKind
+from spotline.domain.states import RunKind, RunStatus
 from spotline.ledger.models import Models
 from spotline.ledger.records import Attempt, Run, Trial
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
 from spotline.ledger.trials import TrialLedger
 from spotline.tuning.summary import best_trial
+from spotline_local.cli.console import aws_call
+from spotline_local.cli.targets import CliError
+
+MAX_ERRORS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,16 @@ class RunView:
 
     @property
     def outcome(self) -> str:
-        return self.run.outcome or (self.attempts[-1].outcome if self.attempts else None) or "-"
+        """How it ended, with what a person must know first: a failed gate, the first rejection."""
+        run = self.run
+        if run.status == RunStatus.REJECTED and run.errors:
+            count = len(run.errors)
+            first = run.errors[0] if len(run.errors[0]) <= 70 else run.errors[0][:67] + "..."
+            return f"{count} problem{'s' if count != 1 else ''}: {first}"
+        outcome = run.outcome or (self.attempts[-1].outcome if self.attempts else None) or "-"
+        if run.promotion and run.promotion.startswith("not promoted"):
+            return f"{outcome}, not promoted"
+        return outcome
 
     @property
     def jobs(self) -> str:
@@ -53,6 +66,18 @@ class RunView:
 
 def ledger(table: str, dynamodb: Any) -> RunLedger:
     return RunLedger(LedgerTable(table, dynamodb))
+
+
+def no_such_run(run_id: str) -> CliError:
+    return CliError(f"no run {run_id!r} in the ledger", "`spotline status` lists the runs")
+
+
+def known_run(runs: RunLedger, run_id: str) -> Run:
+    """The ledger's record of ``run_id``; a :class:`CliError` naming it when there is none."""
+    run = aws_call(lambda: runs.get_run(run_id))
+    if run is None:
+        raise no_such_run(run_id)
+    return run
 
 
 def run_view(runs: RunLedger, run: Run) -> RunView:
@@ -77,13 +102,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def savings_text(s: RunSavings) -> str:
+    """The cost sentence of a run (an estimate), or "-" before any billable time."""
+    from spotline.reports.page import savings_sentence
+
+    return savings_sentence(s.to_dict()) if s.training_s else "-"
+
+
+def money_columns(s: RunSavings) -> tuple[str, str]:
+    """The runs table's COST and SAVED VS ON-DEMAND cells: ``$0.0077``, ``$0.0179 (70 %)``."""
+    from spotline.reports.page import usd
+
     if not s.training_s:
-        return "-"
-
-    def usd(x: float) -> str:
-        return f"${x:.2f}" if x >= 1 else f"${x:.4f}"
-
-    return f"{s.savings_pct:.0f}% ({usd(s.savings_usd)} of {usd(s.on_demand_usd)})"
+        return "-", "-"
+    return usd(s.estimated_cost_usd), f"{usd(s.savings_usd)} ({s.savings_pct:.0f} %)"
 
 
 def runs_table(views: Sequence[RunView]) -> str:
@@ -95,11 +126,12 @@ def runs_table(views: Sequence[RunView]) -> str:
             v.jobs,
             v.instance_types,
             v.outcome,
-            savings_text(v.savings),
+            *money_columns(v.savings),
         )
         for v in views
     ]
-    return table(("RUN", "KIND", "STATUS", "ATTEMPTS", "INSTANCES", "OUTCOME", "SPOT SAVINGS"), rows)
+    headers = ("RUN", "KIND", "STATUS", "ATTEMPTS", "INSTANCES", "OUTCOME", "COST", "SAVED VS ON-DEMAND")
+    return table(headers, rows)
 
 
 def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
@@ -109,7 +141,7 @@ def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
         f"status     {run.status.value}" + (f" - {run.reason}" if run.reason else ""),
         f"source     s3://{run.source.bucket}/{run.source.key}",
         f"created    {run.created_at}   finished {run.finished_at or '-'}",
-        f"savings    {savings_text(view.savings)} - estimate, "
+        f"money      {savings_text(view.savings)} - an estimate, "
         f"{view.savings.billable_s} billable s of {view.savings.training_s} s",
         "",
         trials_detail(view)
@@ -131,6 +163,13 @@ def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
             ],
         ),
     ]
+    if run.errors:
+        shown = run.errors[:MAX_ERRORS_SHOWN]
+        more = len(run.errors) - len(shown)
+        lines += ["", f"errors     {len(run.errors)} - nothing was started:"]
+        lines += [f"  - {e}" for e in shown] + ([f"  ... and {more} more"] if more else [])
+    if run.promotion and not run.promotion.startswith("promoted"):
+        lines += ["", f"promotion  {run.promotion}: inference keeps the model it had"]
     if dynamodb_table is not None:
         model = Models(dynamodb_table).promoted()
         if model and model.run_id == view.run_id:

@@ -9,79 +9,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from spotline_local.cli import alerts, cancel, local_stack, logs
+from spotline_local.cli.console import Interrupted, stop_signals_interrupt
+from spotline_local.cli.console import aws_call as _aws
+from spotline_local.cli.console import out as _out
 from spotline_local.cli.targets import CliError, Target, resolve_target
-from spotline_local.faults import FAULTS_ENV
 
-DEFAULT_WORKDIR = Path(".spotline/local")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "REJECTED")
-
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-# -- local up ----------------------------------------------------------------------------------------
-
-
-def cmd_local_up(args: argparse.Namespace) -> int:
-    from spotline_local.faults import FaultsError, load_faults
-    from spotline_local.stack import LocalStack, StackOptions
-
-    try:
-        faults = load_faults(args.faults or os.environ.get(FAULTS_ENV))
-    except (FaultsError, OSError) as e:
-        raise CliError(f"faults file: {e}", "see `spotline local up --help` for its format") from e
-    parameters: dict[str, Any] = {}
-    if args.settle_seconds is not None:
-        parameters["BatchSettleSeconds"] = args.settle_seconds
-    options = StackOptions(
-        workdir=args.workdir,
-        faults=faults,
-        schedule_period_s=args.schedule_period,
-        parameters=parameters,
-        moto_port=args.port,
-        sagemaker_port=args.sagemaker_port,
-    )
-    stack = LocalStack(options)
-    stack.start()
-    try:
-        _out(f"spotline local stack is up (workdir {stack.workdir})")
-        _out(f"  drop bucket  {stack.bucket}")
-        _out(f"  ledger       {stack.table}")
-        _out(f"  alert topic  {stack.topic_arn}")
-        _out(f"  functions log {stack.workdir / 'logs' / 'functions.log'}")
-        _out("\nPoint the AWS CLI and boto3 at it:\n")
-        for name, value in stack.endpoint_env().items():
-            _out(f"export {name}={value}")
-        _out(f"\nthen e.g.  aws s3 cp my-config.yaml s3://{stack.bucket}/configs/   (Ctrl-C stops the stack)")
-        stop = {"now": False}
-
-        def request_stop(*_: object) -> None:
-            stop["now"] = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)  # Ctrl-C, even where the shell started us ignoring it
-        seen = 0
-        while not stop["now"]:
-            time.sleep(1)
-            assert stack.alerts is not None
-            messages = _aws(stack.alerts.poll)
-            for message in messages[seen:]:
-                _out(f"[alert] {message['subject']}")
-            seen = len(messages)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _out("stopping the local stack...")
-        stack.stop()
-    return 0
 
 
 # -- validate / submit ---------------------------------------------------------------------------------
@@ -95,10 +34,20 @@ def _read_config(path: Path) -> bytes:
 
 
 def _check(data: bytes, path: Path, drop_bucket: str | None) -> Any:
+    """The launch function's own verdict on a file to be dropped under ``configs/``: the same
+    schema, the same price table (``SPOTLINE_PRICES`` overrides it, as in the deployment)."""
     from spotline.config import ConfigError, ValidationContext, parse_run_config
+    from spotline.domain.prices import PriceTableError, price_table
 
     try:
-        return parse_run_config(data, ValidationContext(drop_bucket=drop_bucket))
+        prices = price_table(os.environ.get("SPOTLINE_PRICES"))
+    except PriceTableError as e:
+        raise CliError(str(e), "fix or unset SPOTLINE_PRICES") from e
+    context = ValidationContext(
+        drop_bucket=drop_bucket, priced_instance_types=frozenset(prices), dropped_config=True
+    )
+    try:
+        return parse_run_config(data, context)
     except ConfigError as e:
         _out(f"{path}: {len(e.issues)} problem{'s' if len(e.issues) > 1 else ''}")
         for issue in e.issues:
@@ -141,6 +90,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def wait_for_run(target: Target, run_id: str, *, timeout_s: float, quiet: bool = False) -> str:
     """Poll the ledger until the run is terminal, printing each change; returns its status."""
+    from spotline.domain.timefmt import iso_utc
     from spotline_local.cli.ledger_view import ledger
 
     runs = ledger(target.table, target.client("dynamodb"))
@@ -151,7 +101,7 @@ def wait_for_run(target: Target, run_id: str, *, timeout_s: float, quiet: bool =
         status = run.status.value if run else "WAITING"
         line = f"{status} attempt {run.attempt}" if run else "waiting for the launch function"
         if line != last and not quiet:
-            _out(f"  {time.strftime('%H:%M:%S')}  {run_id}: {line}")
+            _out(f"  {iso_utc(time.time())}  {run_id}: {line}")
             last = line
         if status in TERMINAL:
             return status
@@ -159,27 +109,12 @@ def wait_for_run(target: Target, run_id: str, *, timeout_s: float, quiet: bool =
     raise CliError(f"run {run_id} did not finish within {timeout_s:.0f} s", "check `spotline status` later")
 
 
-def _aws(call: Any) -> Any:
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
-
-    try:
-        return call()
-    except EndpointConnectionError as e:
-        raise CliError(
-            f"cannot reach {e.kwargs.get('endpoint_url')}", "is `spotline local up` still running?"
-        ) from e
-    except NoCredentialsError as e:
-        raise CliError("no AWS credentials", "configure them, or use the local stack") from e
-    except (ClientError, BotoCoreError) as e:
-        raise CliError(str(e), "check the stack name and your permissions") from e
-
-
 # -- status / report -----------------------------------------------------------------------------------
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from spotline.ledger.table import LedgerTable
-    from spotline_local.cli.ledger_view import ledger, recent, run_detail, run_view, runs_table
+    from spotline_local.cli.ledger_view import known_run, ledger, recent, run_detail, run_view, runs_table
 
     target = resolve_target(args.stack, args.workdir)
     dynamodb = target.client("dynamodb")
@@ -187,9 +122,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.watch:
         return _watch(target, runs, args.run)
     if args.run:
-        run = _aws(lambda: runs.get_run(args.run))
-        if run is None:
-            raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs")
+        run = known_run(runs, args.run)
         _out(run_detail(_aws(lambda: run_view(runs, run)), LedgerTable(target.table, dynamodb)))
         return 0
     views = _aws(lambda: recent(runs, args.limit))
@@ -212,14 +145,12 @@ def _watch(target: Target, runs: Any, only: str | None) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from spotline.adapters.drop_bucket import ObjectMissing
-    from spotline_local.cli.ledger_view import ledger
+    from spotline_local.cli.ledger_view import known_run, ledger
     from spotline_local.cli.pages import fetch_page, open_page
 
     target = resolve_target(args.stack, args.workdir)
     runs = ledger(target.table, target.client("dynamodb"))
-    run = _aws(lambda: runs.get_run(args.run))
-    if run is None:
-        raise CliError(f"no run {args.run!r} in the ledger", "`spotline status` lists the runs")
+    run = known_run(runs, args.run)
     try:
         page = _aws(lambda: fetch_page(target, runs, run, args.out))
     except ObjectMissing as e:
@@ -236,9 +167,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from spotline_local.cli.demo import run_demo
+    from spotline_local.cli.demo import DemoRefused, run_demo
 
-    return run_demo(out_dir=args.out, workdir=args.workdir)
+    try:
+        return run_demo(out_dir=args.out, workdir=args.workdir, stall_s=args.stall_timeout)
+    except DemoRefused as e:
+        raise CliError(str(e), "spotline only ever replaces files it wrote itself") from e
 
 
 # -- parser --------------------------------------------------------------------------------------------
@@ -253,24 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--stack", help="a deployed spotline stack (CloudFormation name); default: the local stack"
         )
-        p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="the local stack's folder")
+        p.add_argument(
+            "--workdir", type=Path, help="the local stack's folder (default: the running one found from here)"
+        )
 
-    local = sub.add_parser("local", help="the local stack").add_subparsers(
-        dest="local_command", required=True
-    )
-    up = local.add_parser("up", help="run moto, the local SageMaker and the functions in the foreground")
-    up.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    up.add_argument(
-        "--faults",
-        type=Path,
-        help=f"faults file (YAML): Spot interruptions, capacity errors... (or ${FAULTS_ENV})",
-    )
-    up.add_argument("--port", type=int, help="moto's port (default: a free one)")
-    up.add_argument("--sagemaker-port", type=int, default=0, help="the local SageMaker's port")
-    up.add_argument("--schedule-period", type=float, default=10.0, help="seconds between scheduled runs")
-    up.add_argument("--settle-seconds", type=int, help="BatchSettleSeconds of the template (default 120)")
-    up.set_defaults(func=cmd_local_up)
-
+    local_stack.register(sub)
     validate = sub.add_parser("validate", help="check a config offline, with the launch function's own rules")
     validate.add_argument("config", type=Path)
     validate.add_argument("--bucket", help="the drop bucket's name (checks s3:// channels against it)")
@@ -306,9 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="the whole story on synthetic rail images, in a few minutes")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo.add_argument("--workdir", type=Path, default=Path(".spotline/demo"))
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-output"),
+        help="pictures and summary.json (a folder of its own)",
+    )
+    demo.add_argument("--workdir", type=Path, default=Path(".spotline/demo"), help="the demo's local stack")
+    demo.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=180.0,
+        help="give up when nothing has moved for this many seconds (a slow machine only makes it slower)",
+    )
     demo.set_defaults(func=cmd_demo)
+    for group in (logs, cancel, alerts):
+        group.register(sub, with_target)
     return parser
 
 
@@ -323,14 +257,17 @@ def main(argv: list[str] | None = None) -> int:
         for noisy in ("botocore", "werkzeug", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return int(args.func(args) or 0)
+        with stop_signals_interrupt():
+            return int(args.func(args) or 0)
     except CliError as e:
         sys.stderr.write(f"spotline: error: {e.message}\n")
         if e.hint:
             sys.stderr.write(f"  hint: {e.hint}\n")
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        code, why = (e.exit_code, str(e)) if isinstance(e, Interrupted) else (130, "Ctrl-C")
+        sys.stderr.write(f"spotline: interrupted ({why}); everything it started has stopped\n")
+        return code
 
 
 if __name__ == "__main__":

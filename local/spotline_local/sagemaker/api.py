@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,7 @@ class LocalSageMaker:
         self.jobs: dict[str, TrainingJob] = {}
         self.tuning_jobs: dict[str, TuningJob] = {}
         self.threads: list[threading.Thread] = []
+        self.runners: list[JobRunner] = []
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(max_concurrent_jobs)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -110,6 +112,7 @@ class LocalSageMaker:
             fault=fault_for(name, self.faults),
             slots=self._slots,
         )
+        self.runners.append(runner)
         self.threads.append(runner.start())
         log.info("training job %s created", name)
         return job
@@ -248,18 +251,27 @@ class LocalSageMaker:
         for listener in list(self.listeners):
             listener(event)
 
+    def activity(self) -> tuple[tuple[str, str, str, int | None, int], ...]:
+        """Every job's :meth:`TrainingJob.activity`: changes whenever any job moves."""
+        return tuple(job.activity() for job in list(self.jobs.values()))
+
     def wait_idle(self, timeout: float | None = None) -> None:
         for thread in list(self.threads):
             thread.join(timeout)
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace_s: float = 30.0) -> None:
+        """Stop every job (SIGTERM: each checkpoints and exits); kill what still runs after ``grace_s``."""
         for tuning in list(self.tuning_jobs.values()):
             if not tuning.terminal:
                 tuning.request_stop()
         for job in list(self.jobs.values()):
             if not job.terminal:
                 job.stop_requested.set()
-        self.wait_idle(timeout=30)
+        deadline = time.monotonic() + grace_s
+        for thread in list(self.threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for runner in list(self.runners):
+            runner.kill()
 
 
 def _epoch(value: Any) -> float:

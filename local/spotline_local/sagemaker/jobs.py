@@ -70,6 +70,8 @@ class TrainingJob:
         self.stop_requested = threading.Event()
         self.tags = {t["Key"]: t.get("Value", "") for t in request.get("Tags", [])}
         self.metrics: list[dict[str, Any]] = []
+        self.last_step: int | None = None  # the latest ``step=N`` the container logged
+        self.output_lines = 0
         record = {k: copy.deepcopy(v) for k, v in request.items() if k != "Tags"}
         record.update(
             TrainingJobArn=training_job_arn(request["TrainingJobName"]),
@@ -99,6 +101,12 @@ class TrainingJob:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def activity(self) -> tuple[str, str, str, int | None, int]:
+        """What changes while the job moves: its statuses, the step it logged, its output so far."""
+        with self._lock:
+            status, secondary = self._record["TrainingJobStatus"], self._record["SecondaryStatus"]
+        return (self.name, str(status), str(secondary), self.last_step, self.output_lines)
 
     def get(self, key: str, default: Any = None) -> Any:
         with self._lock:

@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spotline_local import die_with_parent
 from spotline_local.faults import Fault
 from spotline_local.sagemaker.jobs import TrainingJob
 
@@ -41,6 +41,8 @@ CAPACITY_ERROR = (
 )
 STATUS_RESTART = "Restarting the training job from its checkpoints on new Spot capacity"
 INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
+# Faults that end a job before it trains (nothing billed), with SageMaker's failure reason.
+FAILS_BEFORE_TRAINING = {"capacity_error": CAPACITY_ERROR, "internal_error": INTERNAL_ERROR}
 _STEP = re.compile(r"\bstep=(\d+)")
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
@@ -51,8 +53,23 @@ class RunnerSettings:
     spot_discount: float = 0.7
     phase_delay_s: float = 0.3
     checkpoint_sync_s: float = 1.0
-    torch_threads: int = 1
+    # Threads per job: a number, or None for the cores free when the job starts, shared out among the
+    # jobs that may run at once (see spotline_container.threads: on a shared machine spinning OpenMP
+    # threads and more threads than free cores make a job tens of times slower, not two or three).
+    torch_threads: int | None = None
+    max_concurrent_jobs: int = 1
     keep_workdirs: bool = True
+
+    def threads_for_job(self) -> int:
+        """The thread count of a job starting now."""
+        from spotline_container.threads import cores_available, free_cores, resolve_threads
+
+        share = max(1, cores_available() // max(1, self.max_concurrent_jobs))
+        if self.torch_threads is not None:
+            return max(1, self.torch_threads)
+        threads = resolve_threads("auto", share, free_cores)
+        assert threads is not None
+        return threads
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -88,10 +105,16 @@ class JobRunner:
         self._synced: dict[str, tuple[int, int]] = {}
         self._interrupt_at: int | None = None
         self._interrupt = threading.Event()
+        self.process: subprocess.Popen[str] | None = None
         self._metric_regexes = [
             (d["Name"], re.compile(d["Regex"]))
             for d in job.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
         ]
+
+    def kill(self) -> None:
+        """End the container now (the stack is stopping and the job did not stop in time)."""
+        if self.process is not None:
+            _kill_group(self.process)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"job-{self.job.name}", daemon=True)
@@ -117,20 +140,11 @@ class JobRunner:
         if self._wait(self.settings.phase_delay_s):
             job.move("Stopped", "Stopped")
             return
-        if fault is not None and fault.kind == "capacity_error":
+        if fault is not None and fault.kind in FAILS_BEFORE_TRAINING:
             job.move(
                 "Failed",
                 "Failed",
-                FailureReason=CAPACITY_ERROR,
-                TrainingTimeInSeconds=0,
-                BillableTimeInSeconds=0,
-            )
-            return
-        if fault is not None and fault.kind == "internal_error":
-            job.move(
-                "Failed",
-                "Failed",
-                FailureReason=INTERNAL_ERROR,
+                FailureReason=FAILS_BEFORE_TRAINING[fault.kind],
                 TrainingTimeInSeconds=0,
                 BillableTimeInSeconds=0,
             )
@@ -356,7 +370,7 @@ class JobRunner:
 
     def _container_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-        threads = str(self.settings.torch_threads)
+        threads = str(self.settings.threads_for_job())
         env.update(
             {
                 "SAGEMAKER_BASE_DIR": str(self.base),
@@ -367,6 +381,8 @@ class JobRunner:
                 "OMP_NUM_THREADS": threads,
                 "MKL_NUM_THREADS": threads,
                 "SPOTLINE_TORCH_THREADS": threads,
+                "OMP_WAIT_POLICY": "PASSIVE",  # idle threads sleep: other jobs share these cores
+                "KMP_BLOCKTIME": "0",
             }
         )
         env.update({k: str(v) for k, v in (self.job.get("Environment") or {}).items()})
@@ -375,9 +391,10 @@ class JobRunner:
     def _train_once(self, started: float) -> tuple[str, int]:
         """Run the container once: ("exited", code), ("interrupted"|"stopped"|"max_runtime", code)."""
         self._interrupt.clear()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "spotline_container", "train"],
+        self.process = process = subprocess.Popen(  # noqa: S603 - this interpreter, the container's own entry point
+            die_with_parent.command("spotline_container", "train"),
             cwd=self.base,
+            start_new_session=True,  # its own process group: what it starts (loader workers) ends with it
             env=self._container_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -405,12 +422,13 @@ class JobRunner:
                     process.send_signal(signal.SIGTERM)
                     deadline = time.time() + SIGTERM_GRACE_S
             elif time.time() > deadline:
-                process.kill()
+                _kill_group(process)
             if time.time() - last_sync >= self.settings.checkpoint_sync_s:
                 self._sync_checkpoints()
                 self._flush_logs()
                 last_sync = time.time()
             time.sleep(0.1)
+        _kill_group(process)  # whatever it left behind (a worker that outlived it)
         reader.join(timeout=5)
         if reason is None and self._interrupt.is_set():
             reason = "interrupted"  # it exited on the reader's SIGTERM before the loop looked
@@ -425,6 +443,7 @@ class JobRunner:
                 now = time.time()
                 local_log.write(line + "\n")
                 local_log.flush()
+                self.job.output_lines += 1
                 with self._log_lock:
                     self._log_buffer.append({"timestamp": int(now * 1000), "message": line or " "})
                 for name, regex in self._metric_regexes:
@@ -440,6 +459,8 @@ class JobRunner:
                             }
                         )
                 step = _STEP.search(line)
+                if step:
+                    self.job.last_step = int(step.group(1))
                 if self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at:
                     self._interrupt_at = None
                     self._interrupt.set()
@@ -481,6 +502,12 @@ class JobRunner:
                 str(self.base / "output.tar.gz"), bucket, f"{prefix}{self.job.name}/output/output.tar.gz"
             )
         return {"S3ModelArtifacts": f"s3://{bucket}/{key}"}
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the container's process group (it is the group's leader), if anything is left in it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tar(folder: Path, archive: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from typing import Any
 
 
@@ -69,6 +69,15 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return None  # a Java-only construct; botocore's client does not check it either
 
 
+def _check_length(meta: Mapping[str, Any], value: Sized, where: str, what: str, problems: list[str]) -> None:
+    """The API model's ``max`` length, in the words of SageMaker's ValidationException."""
+    if "max" in meta and len(value) > meta["max"]:
+        problems.append(
+            f"{where} failed to satisfy constraint: {what} must have length less than or equal to "
+            f"{meta['max']}"
+        )
+
+
 def _walk(shape: Any, value: Any, path: str, problems: list[str]) -> None:
     meta = shape.metadata
     kind = shape.type_name
@@ -77,28 +86,16 @@ def _walk(shape: Any, value: Any, path: str, problems: list[str]) -> None:
             if name in value:
                 _walk(member, value[name], _member_path(path, name), problems)
     elif kind == "list" and isinstance(value, list):
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(
-                f"Value at '{path}' failed to satisfy constraint: Member must have length less than or "
-                f"equal to {meta['max']}"
-            )
+        _check_length(meta, value, f"Value at '{path}'", "Member", problems)
         for i, item in enumerate(value):
             _walk(shape.member, item, f"{path}.{i + 1}.member", problems)
     elif kind == "map" and isinstance(value, Mapping):
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(
-                f"Value at '{path}' failed to satisfy constraint: Map must have length less than or "
-                f"equal to {meta['max']}"
-            )
+        _check_length(meta, value, f"Value at '{path}'", "Map", problems)
         for key, item in value.items():
             _walk(shape.key, key, f"{path}.key", problems)
             _walk(shape.value, item, f"{path}.{key}", problems)
     elif kind == "string" and isinstance(value, str):
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(
-                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length less "
-                f"than or equal to {meta['max']}"
-            )
+        _check_length(meta, value, f"Value '{value}' at '{path}'", "Member", problems)
         if shape.enum and value not in shape.enum:
             problems.append(
                 f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value "
