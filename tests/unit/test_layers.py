@@ -23,8 +23,10 @@ SOURCES = {
 }
 # spotline's folders, bottom to top; folders of one rank may not import each other.
 RANKS = {
+    # The metric lines the container prints: below the schema, which asks which of them a config's
+    # run can produce (a promote gate or a tuning objective must be one of them).
+    "spotline.metric_names": -1,
     "spotline.config": 0,
-    "spotline.metric_names": 0,
     "spotline.domain": 1,
     "spotline.adapters": 2,
     # Pages are pure rendering (inputs -> HTML): above the domain rules they word, beside the
@@ -32,9 +34,12 @@ RANKS = {
     "spotline.reports": 2,
     "spotline.ledger": 3,
     "spotline.runs": 4,
-    "spotline.training": 5,
-    "spotline.inference": 5,
-    "spotline.wiring": 6,
+    # Tuning runs: the tuner runs the trials, spotline records them and settles the run; below
+    # training, whose launcher turns a config with a tuning: section into one.
+    "spotline.tuning": 5,
+    "spotline.training": 6,
+    "spotline.inference": 6,
+    "spotline.wiring": 7,
 }
 CONTAINER_MAY_IMPORT = ("spotline.config", "spotline.metric_names")
 

@@ -23,7 +23,8 @@ from spotline.config.model import (
     ModelSection,
     SolverSection,
 )
-from spotline.config.schema import ConfigError, Issue, build, setting
+from spotline.config.schema import ConfigError, Issue, build, key_type, setting, setting_keys
+from spotline.config.tuning import TuningSection, tuning_issues
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +46,9 @@ class RunConfig:
     checkpoint: CheckpointSection = setting(default_factory=CheckpointSection, help="Spot-safe checkpoints")
     eval: EvalSection = setting(default_factory=EvalSection, help="COCO evaluation on the val channel")
     inference: InferenceSection = setting(default_factory=InferenceSection, help="inference mode")
+    tuning: TuningSection | None = setting(
+        None, help="tune hyperparameters: a tuning job whose trials run on Spot, the best one kept"
+    )
 
     def checks(self, path: str) -> list[Issue]:
         """What the sections cannot see alone: channels spotline's image reads, a gate it can measure."""
@@ -109,10 +113,28 @@ def parse_run_config(
         *channel_issues(config, context),
         *budget_issues(config, context),
         *mode_issues(config, context),
+        *tuning_issues(
+            config,
+            key_type=lambda dotted: key_type(RunConfig, dotted),
+            setting_keys=_SETTING_KEYS,
+            trial_issues=lambda key, text: _trial_issues(document, key, text),
+        ),
     ]
     if issues:
         raise ConfigError(issues)
     return config
+
+
+_SETTING_KEYS = setting_keys(RunConfig)
+
+
+def _trial_issues(document: dict[str, Any], key: str, text: str) -> list[str]:
+    """What the schema (the container's) says of ``document`` with ``key`` overridden to ``text``."""
+    try:
+        build(RunConfig, apply_overrides(document, {key: text}))
+    except ConfigError as e:
+        return [str(i) for i in e.issues]
+    return []
 
 
 def budget_issues(config: RunConfig, context: ValidationContext) -> list[Issue]:

@@ -27,6 +27,10 @@ class RunPolicy:
     instance_count: int
     promote_metric: str | None = None
     promote_min: float | None = None
+    # A tuning run: how its trials are judged, and whether trials lost to Spot are run again.
+    objective_metric: str | None = None
+    objective_goal: str | None = None
+    follow_up_lost_trials: bool = False
     # How often the container checkpoints (by time; it may also by steps): None when not known.
     checkpoint_period_s: int | None = None
 
@@ -45,6 +49,9 @@ class RunPolicy:
             instance_count=job.instance_count,
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
+            objective_metric=config.tuning.objective.metric if config.tuning else None,
+            objective_goal=config.tuning.objective.goal if config.tuning else None,
+            follow_up_lost_trials=bool(config.tuning and config.tuning.follow_up_lost_trials),
             checkpoint_period_s=round(config.checkpoint.period_minutes * 60),
         )
 
@@ -55,4 +62,5 @@ class RunPolicy:
     def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:
         data: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
         data["ladder"] = tuple(data["ladder"])
+        data["follow_up_lost_trials"] = bool(data["follow_up_lost_trials"])
         return cls(**data)

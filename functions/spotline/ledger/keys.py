@@ -13,6 +13,8 @@
 | ignored object      | ``IGNORED#<hash>`` | ``NOTICE#ignored``  |                  |                        |
 | run of a source     | ``SOURCE#<b>/<k>`` | ``RUN#<created>#<id>`` |               |                        |
 | the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
+| trial of a tuning run | a run's          | ``TRIAL#<job name>`` |                 |                        |
+| run of a tuning job | ``TUNINGJOB#<name>`` | ``RUN``           |                  |                        |
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ NOTICE_PREFIX = "NOTICE#"
 SOURCE_RUN_PREFIX = "RUN#"
 MODEL_PK = "MODEL"
 PROMOTED_SK = "PROMOTED"
+TRIAL_PREFIX = "TRIAL#"
 
 run_pk: Callable[[str], str] = "RUN#{}".format
 attempt_sk: Callable[[int], str] = (ATTEMPT_PREFIX + "{:02d}").format
@@ -43,3 +46,5 @@ notice_sk: Callable[[str], str] = (NOTICE_PREFIX + "{}").format
 ignored_pk: Callable[[str], str] = "IGNORED#{}".format
 source_pk: Callable[[str, str], str] = "SOURCE#{}/{}".format
 source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format
+trial_sk: Callable[[str], str] = (TRIAL_PREFIX + "{}").format
+tuning_job_pk: Callable[[str], str] = "TUNINGJOB#{}".format

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.relaunch_queue import RelaunchQueue
@@ -97,6 +97,12 @@ class StateOutcome:
     delay_s: int | None = None
 
 
+class TrialEvents(Protocol):
+    """What happens when a tuning run's trial ends (the tuning flow; the wiring plugs it in)."""
+
+    def on_trial_ended(self, change: TrainingJobStateChange, describe: Mapping[str, Any]) -> StateOutcome: ...
+
+
 @dataclass
 class JobStateFlow:
     settings: Settings
@@ -108,13 +114,14 @@ class JobStateFlow:
     relaunch_queue: RelaunchQueue
     prices: Mapping[str, float]
     catch_up: RunCatchUp
+    trial_events: TrialEvents
     bucket: DropBucket
     clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
         parsed = parse_job_name(self.settings.job_prefix, change.job_name)
         if parsed is None:
-            return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
+            return self._not_an_attempt(change)
         run_id, attempt = parsed
         if change.status not in TERMINAL_JOB_STATUSES:
             return StateOutcome("ignored", run_id, attempt, reason=f"status {change.status} is not terminal")
@@ -182,6 +189,21 @@ class JobStateFlow:
         if action == Action.ALERT:
             return self._settle(ended, RunStatus.FAILED, reason or rule.why)
         return self._relaunch(ended, run.policy)
+
+    def _not_an_attempt(self, change: TrainingJobStateChange) -> StateOutcome:
+        """A job not named like an attempt: a tuning run's trial (the tuner names those), or not ours.
+
+        A trial is told by DescribeTrainingJob's ``TuningJobArn``, never by its name.
+        """
+        if change.status not in TERMINAL_JOB_STATUSES:
+            return StateOutcome("ignored", reason=f"status {change.status} is not terminal")
+        try:
+            describe = self.jobs.describe(change.job_name)
+        except JobNotFound:
+            return StateOutcome("ignored", reason="SageMaker does not know this job")
+        if describe.get("TuningJobArn"):
+            return self.trial_events.on_trial_ended(change, describe)
+        return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
 
     def _record_attempt(self, run: Run, attempt: int, describe: Mapping[str, Any], rule: Rule) -> Attempt:
         """Record how the attempt ended and how far it got; warn once if its checkpoints missed S3."""
