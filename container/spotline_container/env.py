@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spotline.config.tuning import TRIAL_CHECKPOINTS_ENV
 from spotline_toolkit.paths import JobPaths
 
 ATTEMPT_ENV = "SPOTLINE_ATTEMPT"
+JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 PLATFORM_HYPERPARAMETER_PREFIXES = ("_", "sagemaker_")
 
 
@@ -56,14 +59,22 @@ class SageMakerEnvironment:
         resources = _read_json(config / "resourceconfig.json", {})
         hosts = tuple(resources.get("hosts") or ("algo-1",))
         current = str(resources.get("current_host") or hosts[0])
+        checkpoints = paths.checkpoints
+        job_name = environ.get("TRAINING_JOB_NAME", "local")
+        if environ.get(TRIAL_CHECKPOINTS_ENV) == "1":
+            # A tuning trial: every trial gets the same checkpoint location, so each keeps its own
+            # under its job's name (the same name when Managed Spot restarts the trial).
+            if not JOB_NAME.fullmatch(job_name):
+                raise ValueError(f"TRAINING_JOB_NAME {job_name!r} is not a SageMaker job name")
+            checkpoints = checkpoints / job_name
         return cls(
             base_dir=base,
             hyperparameters=types.MappingProxyType(hps),
             input_data_config=types.MappingProxyType(dict(data_config)),
             hosts=hosts,
             current_host=current,
-            job_name=environ.get("TRAINING_JOB_NAME", "local"),
-            checkpoint_dir=paths.checkpoints,
+            job_name=job_name,
+            checkpoint_dir=checkpoints,
             network_interface=resources.get("network_interface_name"),
             attempt=attempt_from_env(environ),
         )

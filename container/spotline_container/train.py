@@ -35,6 +35,7 @@ MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 MODEL_FORMAT = 1
+TUNING_SECTION = "tuning"
 
 
 def save_model(
@@ -44,8 +45,13 @@ def save_model(
     config_document: dict[str, Any],
     metrics: dict[str, float],
 ) -> None:
-    """``model.pt`` (weights + what inference needs), ``config.yaml`` (resolved config), ``metrics.json``."""
+    """``model.pt`` (weights + what inference needs), ``config.yaml`` (resolved config), ``metrics.json``.
+
+    A tuning trial's config keeps its tuned values but not the ``tuning`` section: that describes
+    the search, not this model, and inference refuses a config that asks for one.
+    """
     model_dir.mkdir(parents=True, exist_ok=True)
+    config_document = {k: v for k, v in config_document.items() if k != TUNING_SECTION}
     payload = {
         "format": MODEL_FORMAT,
         "model": model.state_dict(),

@@ -21,6 +21,7 @@ from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.notifier import Notifier
 from spotline.adapters.relaunch_queue import RelaunchQueue
 from spotline.adapters.training_jobs import TrainingJobs
+from spotline.adapters.tuning_jobs import TuningJobs
 from spotline.domain.prices import price_table
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind
@@ -34,6 +35,7 @@ from spotline.ledger.models import Models
 from spotline.ledger.notices import Notices
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline.ledger.trials import TrialLedger
 from spotline.runs.cancel import RunCanceller
 from spotline.runs.catch_up import RunCatchUp
 from spotline.runs.job_state import JobStateFlow
@@ -44,6 +46,9 @@ from spotline.runs.report_page import RunPages
 from spotline.training.config_deleted import ConfigDeletion
 from spotline.training.launch import TrainingLauncher
 from spotline.training.promotion import TrainingCompleted
+from spotline.tuning.ended import TuningEnded
+from spotline.tuning.launch import TuningStarter
+from spotline.tuning.trials import TrialRecorder
 
 Clients = Callable[[str], Any]
 T = TypeVar("T")
@@ -104,11 +109,13 @@ class Wiring:
 
     table = _Once(lambda w: LedgerTable(w.settings.table, w.client("dynamodb")))
     ledger = _Once(lambda w: RunLedger(w.table))
+    trials = _Once(lambda w: TrialLedger(w.table))
     batches = _Once(lambda w: BatchLedger(w.table))
     models = _Once(lambda w: Models(w.table))
     notices = _Once(lambda w: Notices(w.table))
     bucket = _Once(lambda w: DropBucket(w.settings, w.client("s3")))
     jobs = _Once(lambda w: TrainingJobs(w.client("sagemaker")))
+    tuning = _Once(lambda w: TuningJobs(w.client("sagemaker")))
     notifier = _Once(
         lambda w: Notifier(
             w.settings.topic_arn, w.settings.event_bus, sns=w.client("sns"), events=w.client("events")
@@ -133,11 +140,18 @@ class Wiring:
     model_resolver = _flow(ModelResolver)
     batch_results = _flow(BatchResults)
     inference_completed = _flow(InferenceCompleted)
+    tuning_starter = _flow(TuningStarter)
+    trial_events = _flow(TrialRecorder)
+    tuning_state = _flow(TuningEnded)
     inference_failed = _flow(InferenceFailed)
 
     # What a completed job publishes, by the kind of its run.
     completed: _Once[Mapping[RunKind, CompletedPublisher]] = _Once(
-        lambda w: {RunKind.TRAINING: w.build(TrainingCompleted), RunKind.INFERENCE: w.inference_completed}
+        lambda w: {
+            RunKind.TRAINING: w.build(TrainingCompleted),
+            RunKind.INFERENCE: w.inference_completed,
+            RunKind.TUNING: w.build(TrainingCompleted),  # the best trial's model, through the same gate
+        }
     )
     # What a run that settles FAILED or CANCELLED does, by its kind (training runs: nothing more).
     failed: _Once[Mapping[RunKind, FailedPublisher]] = _Once(

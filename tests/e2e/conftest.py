@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from spotline.domain.states import RunKind
 from spotline.ledger.records import Run
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
@@ -57,6 +58,12 @@ FAULTS = [
     Fault(
         job="spotline-e2e-restart-*-a01", kind="spot_interruption", at_iteration=INTERRUPT_AT, then="restart"
     ),
+    # configs/e2e-tune.yaml: the tuner's second trial, restarted by Managed Spot.
+    Fault(
+        job="spotline-e2e-tune-*-002-*", kind="spot_interruption", at_iteration=INTERRUPT_AT, then="restart"
+    ),
+    # configs/e2e-lost.yaml: the second trial of its first tuning job finds no Spot capacity.
+    Fault(job="spotline-e2e-lost-*-002-*", kind="capacity_error"),
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
     Fault(job="probe-internal", kind="internal_error"),
@@ -109,6 +116,11 @@ class E2E:
 
     def run_for(self, key: str) -> Run | None:
         return next((r for r in self.ledger.recent_runs(100) if r.source.key == key), None)
+
+    def inference_run_for(self, batch: str) -> Run | None:
+        """The inference run of ``batch``, once its batch closed and launched one."""
+        runs = self.ledger.recent_runs(100)
+        return next((r for r in runs if r.kind == RunKind.INFERENCE and batch in r.source.key), None)
 
     def finished(self, run_id: str) -> Run:
         def done() -> Run | None:

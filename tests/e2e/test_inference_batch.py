@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from spotline.domain.states import RunKind
-from spotline.ledger.records import Run
 from tests.e2e.conftest import E2E, TrainedRun, wait_for
 
 pytestmark = pytest.mark.slow
@@ -25,13 +23,9 @@ def test_an_image_folder_becomes_inference_results(
         s3.upload_file(str(path), e2e.bucket, f"inference/{BATCH}/{path.name}")
     e2e.put(f"inference/{BATCH}/_READY", b"")
 
-    def inference_run() -> Run | None:
-        return next(
-            (r for r in e2e.ledger.recent_runs(100) if r.kind == RunKind.INFERENCE and BATCH in r.source.key),
-            None,
-        )
-
-    started = wait_for("the batch to close and its inference run to start", inference_run)
+    started = wait_for(
+        "the batch to close and its inference run to start", lambda: e2e.inference_run_for(BATCH)
+    )
     run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED"
 

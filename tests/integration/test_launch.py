@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import botocore.session
@@ -20,7 +19,14 @@ from spotline.metric_names import metric_definitions
 from spotline.training.launch import LaunchInProgress
 from tests.support.aws_account import BUCKET, IMAGE_URI, KMS_KEY_ARN, ROLE_ARN, TABLE, Account
 from tests.support.events import load_event
-from tests.support.launch import GOOD_CONFIG, job_names, launch, make_launcher, put_config
+from tests.support.launch import (
+    GOOD_CONFIG,
+    deliver_twice_at_once,
+    job_names,
+    launch,
+    make_launcher,
+    put_config,
+)
 
 
 def _ledger(account: Account) -> RunLedger:
@@ -118,23 +124,9 @@ def test_same_event_three_times_is_one_job(account: Account) -> None:
 
 def test_same_event_twice_concurrently_is_one_job(account: Account) -> None:
     event = put_config(account, "configs/rail-detector.yaml", GOOD_CONFIG)
-    barrier = threading.Barrier(2)
-    results: list[Any] = []
+    results = deliver_twice_at_once(account, event)
 
-    def deliver() -> None:
-        barrier.wait()
-        try:
-            results.append(launch(account, event).action)
-        except LaunchInProgress:
-            results.append("retry-later")
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert sorted(results) in (["duplicate", "launched"], ["launched", "retry-later"])
+    assert results in (["duplicate", "launched"], ["launched", "retry-later"])
     assert len(job_names(account)) == 1
     # The retry of the one told to come back later finds the run launched.
     assert launch(account, event).action == "duplicate"

@@ -401,7 +401,7 @@ def test_email_subscription_exists_only_when_an_address_is_given() -> None:
 
 def test_every_rule_target_retries_then_dead_letters_to_a_queue_that_accepts_it(stack: Stack) -> None:
     rules = stack.resources("AWS::Events::Rule")
-    assert {"ConfigCreatedRule", "ImageCreatedRule", "JobStateRule"} <= set(rules)
+    assert {"ConfigCreatedRule", "ImageCreatedRule", "JobStateRule", "TuningStateRule"} <= set(rules)
     policies = stack.resources("AWS::SQS::QueuePolicy").values()
     for name, rule in rules.items():
         assert rule["Targets"], name
@@ -456,6 +456,7 @@ def test_rules_route_to_the_documented_targets(stack: Stack) -> None:
     assert targets["ConfigDeletedRule"] == ["ConfigDeletedFunction"]
     assert targets["ImageCreatedRule"] == ["ImageEventsQueue"]
     assert targets["JobStateRule"] == ["JobStateFunction"]
+    assert targets["TuningStateRule"] == ["TuningStateFunction"]
     schedules = {
         r["ScheduleExpression"]: [_id(t["Arn"]) for t in r["Targets"]]
         for r in rules.values()
@@ -580,6 +581,38 @@ def test_job_state_rule_sees_jobs_of_any_name_that_carry_spotline_tags(
     assert not _matches(stack, "JobStateRule", event)
 
 
+def test_job_state_rule_hears_the_trials_that_spotlines_tuning_jobs_start(stack: Stack) -> None:
+    """The tuner names a trial <tuning job name>-<NNN>-<8 hex>: it carries the prefix."""
+    trial = load_event("sagemaker_job_completed")
+    tuning_job = load_event("sagemaker_tuning_job_completed")["detail"]["HyperParameterTuningJobName"]
+    trial["detail"]["TrainingJobName"] = f"{tuning_job}-003-0a1b2c3d"
+    assert _matches(stack, "JobStateRule", trial)
+    assert not _matches(stack, "TuningStateRule", trial)
+
+
+@pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped"])
+def test_tuning_state_rule_matches_spotline_tuning_jobs_that_ended(stack: Stack, status: str) -> None:
+    event = load_event("sagemaker_tuning_job_completed")
+    event["detail"]["HyperParameterTuningJobStatus"] = status
+    assert _matches(stack, "TuningStateRule", event)
+    assert not _matches(stack, "JobStateRule", event)
+
+
+def test_tuning_state_rule_ignores_running_tuning_jobs_and_other_peoples(stack: Stack) -> None:
+    for status in ("InProgress", "Stopping"):
+        running = load_event("sagemaker_tuning_job_completed")
+        running["detail"]["HyperParameterTuningJobStatus"] = status
+        assert not _matches(stack, "TuningStateRule", running)
+    foreign = load_event("sagemaker_tuning_job_completed")
+    foreign["detail"]["HyperParameterTuningJobName"] = "spotlineother-tune-1a2b3c4d"
+    assert not _matches(stack, "TuningStateRule", foreign)
+    renamed = Stack({"ImageUri": IMAGE_URI, "JobNamePrefix": "acme"})
+    ours = load_event("sagemaker_tuning_job_completed")
+    ours["detail"]["HyperParameterTuningJobName"] = "acme-rail-tuning-1a2b3c4d"
+    assert _matches(renamed, "TuningStateRule", ours)
+    assert not _matches(renamed, "TuningStateRule", load_event("sagemaker_tuning_job_completed"))
+
+
 # -------------------------------------------------------------------------------- functions
 
 
@@ -602,6 +635,7 @@ def test_functions_run_on_current_python_arm64_traced_with_their_own_log_group(
         "LaunchFunction",
         "ConfigDeletedFunction",
         "JobStateFunction",
+        "TuningStateFunction",
         "RelaunchFunction",
         "ImageIntakeFunction",
         "BatchCloserFunction",
@@ -611,6 +645,7 @@ def test_functions_run_on_current_python_arm64_traced_with_their_own_log_group(
         "LaunchFunction": 60,
         "ConfigDeletedFunction": 60,
         "JobStateFunction": 120,
+        "TuningStateFunction": 300,  # catches up at most MaxNumberOfTrainingJobs trials, one describe each
         "RelaunchFunction": 120,
         "ImageIntakeFunction": 120,
         "BatchCloserFunction": 300,
@@ -653,7 +688,12 @@ def test_asynchronously_invoked_functions_retry_twice_then_record_the_failure(
         for t in r["Targets"]
         if _id(t["Arn"]) in functions
     }
-    assert {"LaunchFunction", "ConfigDeletedFunction", "JobStateFunction"} <= invoked_by_rules
+    assert {
+        "LaunchFunction",
+        "ConfigDeletedFunction",
+        "JobStateFunction",
+        "TuningStateFunction",
+    } <= invoked_by_rules
     scheduled = {
         _id(t["Arn"])
         for r in stack.resources("AWS::Events::Rule").values()
@@ -771,6 +811,7 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
         "ConfigDeletedFunction": {"configs/"},  # HeadObject: the object the deleted key holds now
         # the source images of an inference batch's previews; the config an adopted job names
         "JobStateFunction": {"inference/", "adopt/"},
+        "TuningStateFunction": set(),
         # a part whose relaunch is refused settles its batch: the previews' source images
         "RelaunchFunction": {"inference/"},
         "ImageIntakeFunction": {"inference/"},
@@ -791,6 +832,7 @@ def test_functions_that_read_objects_that_may_be_gone_may_list_the_bucket(stack:
         "LaunchFunction",
         "ConfigDeletedFunction",
         "JobStateFunction",
+        "TuningStateFunction",
         "ImageIntakeFunction",
         "BatchCloserFunction",
     }
@@ -851,10 +893,11 @@ def test_pass_role_is_limited_to_the_execution_role_and_sagemaker(stack: Stack) 
                 assert s["Resource"] == "<ExecutionRole.Arn>", role_id
                 assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
                 passers.add(role_id)
+    creates = {"sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"}
     creators = {
         role_id
         for role_id in _all_role_ids(stack)
-        if any("sagemaker:CreateTrainingJob" in _as_list(s["Action"]) for s in stack.statements(role_id))
+        if any(creates & set(_as_list(s["Action"])) for s in stack.statements(role_id))
     }
     assert creators and creators == passers
 
@@ -863,7 +906,7 @@ def test_pass_role_is_limited_to_the_execution_role_and_sagemaker(stack: Stack) 
 def test_functions_create_only_jobs_named_with_the_prefix(prefix: str) -> None:
     stack = Stack({"ImageUri": IMAGE_URI, "JobNamePrefix": prefix})
     jobs = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
-    allowed = {f"{jobs}training-job/{prefix}-*"}
+    allowed = {f"{jobs}training-job/{prefix}-*", f"{jobs}hyper-parameter-tuning-job/{prefix}-*"}
     any_job = f"{jobs}training-job/*"
     tag_conditions = [
         {"Null": {"aws:ResourceTag/spotline:run-id": "false"}},
@@ -884,6 +927,48 @@ def test_functions_create_only_jobs_named_with_the_prefix(prefix: str) -> None:
         launch, "sagemaker:CreateTrainingJob", f"{jobs}training-job/{prefix}-rail-0123456789ab-a01"
     )
     assert not _allows(launch, "sagemaker:CreateTrainingJob", f"{jobs}training-job/other-job")
+    tuning_job = f"{jobs}hyper-parameter-tuning-job/{prefix}-rail-1a2b3c4d"
+    assert _allows(launch, "sagemaker:CreateHyperParameterTuningJob", tuning_job)
+    assert not _allows(
+        launch, "sagemaker:CreateHyperParameterTuningJob", f"{jobs}hyper-parameter-tuning-job/x"
+    )
+
+
+def test_tuning_permissions_are_each_functions_own(stack: Stack) -> None:
+    """Who may do what to spotline's tuning jobs: the launch creates them, the job-state function
+    stops one at its budget, the config-deleted function one whose config is gone, the
+    tuning-state function reads them and creates a follow-up."""
+    jobs = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
+    tuning_job, trial = (
+        f"{jobs}hyper-parameter-tuning-job/spotline-t-1a2b3c4d",
+        f"{jobs}training-job/spotline-t-1a2b3c4d-001-0a1b2c3d",
+    )
+    actions = (
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+        "sagemaker:StopHyperParameterTuningJob",
+    )
+    allowed = {
+        fn: {a.removeprefix("sagemaker:") for a in actions if _allows(stack.statements(role), a, tuning_job)}
+        for fn, role in _function_roles(stack).items()
+    }
+    assert {fn: a for fn, a in allowed.items() if a} == {
+        "LaunchFunction": {"CreateHyperParameterTuningJob"},
+        "JobStateFunction": {"StopHyperParameterTuningJob"},
+        "ConfigDeletedFunction": {"StopHyperParameterTuningJob"},
+        "TuningStateFunction": {
+            "CreateHyperParameterTuningJob",
+            "DescribeHyperParameterTuningJob",
+            "ListTrainingJobsForHyperParameterTuningJob",
+        },
+    }
+    roles = _function_roles(stack)
+    for fn in ("LaunchFunction", "TuningStateFunction"):  # tags are set on create
+        assert _allows(stack.statements(roles[fn]), "sagemaker:AddTags", tuning_job), fn
+    for fn in ("JobStateFunction", "TuningStateFunction"):  # a trial is told by its TuningJobArn
+        assert _allows(stack.statements(roles[fn]), "sagemaker:DescribeTrainingJob", trial), fn
+    assert not _allows(stack.statements(roles["TuningStateFunction"]), "sagemaker:CreateTrainingJob", trial)
 
 
 def test_wildcard_resources_only_where_the_action_has_no_resource_level_permissions(stack: Stack) -> None:

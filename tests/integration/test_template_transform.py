@@ -45,7 +45,7 @@ def _packaged(node: Any) -> Any:
 
 def test_transform_expands_every_function_and_event_source(transformed: dict[str, Any]) -> None:
     kinds = Counter(r["Type"] for r in transformed["Resources"].values())
-    assert kinds["AWS::Lambda::Function"] == 7
+    assert kinds["AWS::Lambda::Function"] == 8
     assert "AWS::Serverless::Function" not in kinds
     mappings = [
         r["Properties"]

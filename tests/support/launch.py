@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from spotline.domain.events import parse_object_created
 from spotline.domain.settings import Settings
-from spotline.training.launch import LaunchOutcome, TrainingLauncher
+from spotline.training.launch import LaunchInProgress, LaunchOutcome, TrainingLauncher
 from spotline.wiring import Wiring
 from tests.support.aws_account import BUCKET, Account
 from tests.support.events import s3_object_created
@@ -61,3 +62,24 @@ def launch(account: Account, event: dict[str, Any], sagemaker: Any | None = None
 def job_names(account: Account) -> list[str]:
     summaries = account.sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
     return sorted(s["TrainingJobName"] for s in summaries)
+
+
+def deliver_twice_at_once(account: Account, event: dict[str, Any]) -> list[str]:
+    """The same event to two launch invocations at the same moment: their actions, sorted
+    (``retry-later``: the one that found the other's launch lease and was told to come back)."""
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            results.append(launch(account, event).action)
+        except LaunchInProgress:
+            results.append("retry-later")
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(results)

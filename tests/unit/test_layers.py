@@ -26,16 +26,20 @@ SOURCES = {
 }
 # spotline's folders, bottom to top; folders of one rank may not import each other.
 RANKS = {
-    "spotline.metric_names": 0,
-    # The schema knows the metric names of spotline's image: what a gate or an objective may name.
-    "spotline.config": 1,
-    "spotline.domain": 2,
-    "spotline.adapters": 3,
+    # The metric lines the container prints: below the schema, which asks which of them a config's
+    # run can produce (a promote gate or a tuning objective must be one of them).
+    "spotline.metric_names": -1,
+    "spotline.config": 0,
+    "spotline.domain": 1,
+    "spotline.adapters": 2,
     # Pages are pure rendering (inputs -> HTML): above the domain rules they word, beside the
     # adapters so they can reach no AWS, below the ledger and the flows that read their inputs.
-    "spotline.reports": 3,
-    "spotline.ledger": 4,
-    "spotline.runs": 5,
+    "spotline.reports": 2,
+    "spotline.ledger": 3,
+    "spotline.runs": 4,
+    # Tuning runs: the tuner runs the trials, spotline records them and settles the run; below
+    # training, whose launcher turns a config with a tuning: section into one.
+    "spotline.tuning": 5,
     "spotline.training": 6,
     "spotline.inference": 6,
     "spotline.wiring": 7,

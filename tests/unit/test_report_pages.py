@@ -199,3 +199,64 @@ def test_the_batch_page_bounds_its_lists() -> None:
     )
     assert html.count("<li") == 100 and "4,900 more" in html
     assert 'href="../../runs/rail-0123/report.html"' in html
+
+
+def _tuning_report(objectives: list[float | None]) -> dict[str, Any]:
+    trials = [
+        {
+            "number": i + 1,
+            "job_name": f"spotline-tune-1a2b3c4d-{i + 1:03d}-0a1b2c3d",
+            "status": "COMPLETED" if o is not None else "LOST_TO_SPOT",
+            "objective": o,
+            "hyperparameters": {"solver.base_lr": f"0.00{i + 1}", "model.width": "<b>8</b>"},
+            "billable_s": 10 * (i + 1),
+            "training_s": 30 * (i + 1),
+        }
+        for i, o in enumerate(objectives)
+    ]
+    best = trials[1]
+    return report(
+        kind="tuning",
+        attempts=[],
+        trials=trials,
+        savings={
+            "training_s": 90,
+            "billable_s": 30,
+            "estimated_cost_usd": 0.006,
+            "on_demand_usd": 0.018,
+            "savings_usd": 0.012,
+            "savings_pct": 66.7,
+            "attempts": [{"attempt": t["number"], "estimated_cost_usd": 0.001 * t["number"]} for t in trials],
+        },
+        results={
+            "tuning": {
+                "objective": {"metric": "val/mAP50", "goal": "maximize"},
+                "best_trial": {k: best[k] for k in ("job_name", "objective", "hyperparameters")},
+                "shortfall": "1 of 3 trial(s) were lost to Spot capacity and not replaced",
+            }
+        },
+    )
+
+
+def test_a_tuning_runs_page_lists_every_trial_its_objective_curve_and_the_best() -> None:
+    html = render_run_page(
+        RunPage(report=_tuning_report([0.4, 0.7, None]), curves=parse_metrics(b""), generated_at="now")
+    )
+    for n in (1, 2, 3):
+        assert f"spotline-tune-1a2b3c4d-{n:03d}-0a1b2c3d" in html
+    assert (
+        'data-field="best_trial"' in html
+        and "spotline-tune-1a2b3c4d-002-0a1b2c3d</span>, val/mAP50 0.7" in html
+    )
+    assert 'data-chart="val/mAP50 over trials"' in html
+    assert "lost to Spot capacity and not replaced" in html
+    assert "&lt;b&gt;8&lt;/b&gt;" in html and "<b>8</b>" not in html  # what the tuner chose is escaped
+    assert "$0.0030" in html  # trial 3's own cost, in its row
+    assert "Training curves" not in html  # a tuning run has no run-level curves: each trial has its own
+
+
+def test_a_tuning_run_without_trials_yet_says_so() -> None:
+    html = render_run_page(
+        RunPage(report=report(kind="tuning", trials=[]), curves=parse_metrics(b""), generated_at="now")
+    )
+    assert "No trial has ended yet." in html

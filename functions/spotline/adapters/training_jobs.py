@@ -1,8 +1,9 @@
-"""SageMaker's training-job API, with its errors turned into domain exceptions in one place."""
+"""SageMaker's training-job API, with its errors turned into domain exceptions in one place (the
+tuning-job adapter raises the same ones, through :func:`create_job` and :func:`describe_job`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from spotline.adapters import aws
@@ -28,7 +29,43 @@ class JobRequestRejected(Exception):
         super().__init__(f"{code}: {message}")
 
 
-_REJECTED = frozenset({"ValidationException", "ResourceLimitExceeded", "AccessDeniedException"})
+REJECTED_CODES = frozenset({"ValidationException", "ResourceLimitExceeded", "AccessDeniedException"})
+NOT_FOUND_CODES = ("ValidationException", "ResourceNotFound")
+
+
+def create_job(create: Callable[[], Mapping[str, Any]], name: str, arn_key: str) -> str:
+    """Call a Create* API, return the new ARN: :class:`JobAlreadyExists` if ``name`` is taken,
+    :class:`JobRequestRejected` if SageMaker refused the request itself."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = create()
+    except ClientError as e:
+        code = aws.error_code(e)
+        if code == "ResourceInUse":
+            raise JobAlreadyExists(name) from e
+        if code in REJECTED_CODES:
+            raise JobRequestRejected(code, str(e)) from e
+        raise
+    return str(response[arn_key])
+
+
+def describe_job(describe: Callable[[], Mapping[str, Any]], name: str) -> dict[str, Any]:
+    """Call a Describe* API: :class:`JobNotFound` if SageMaker does not know ``name``."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return dict(describe())
+    except ClientError as e:
+        if aws.error_code(e) in NOT_FOUND_CODES:
+            raise JobNotFound(name) from e
+        raise
+
+
+def resource_tags(client: Any, arn: str) -> dict[str, str]:
+    """A job's tags (ListTags: the first page, which holds every tag spotline sets)."""
+    response = client.list_tags(ResourceArn=arn, MaxResults=100)
+    return {str(t["Key"]): str(t.get("Value", "")) for t in response.get("Tags") or []}
 
 
 class TrainingJobs:
@@ -41,33 +78,14 @@ class TrainingJobs:
 
     def create(self, request: Mapping[str, Any]) -> str:
         """Create the job, return its ARN; :class:`JobAlreadyExists` if the name is taken."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.create_training_job(**request)
-        except ClientError as e:
-            code = aws.error_code(e)
-            if code == "ResourceInUse":
-                raise JobAlreadyExists(str(request["TrainingJobName"])) from e
-            if code in _REJECTED:
-                raise JobRequestRejected(code, str(e)) from e
-            raise
-        return str(response["TrainingJobArn"])
+        name = str(request["TrainingJobName"])
+        return create_job(lambda: self.client.create_training_job(**request), name, "TrainingJobArn")
 
     def describe(self, name: str) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
-        try:
-            return dict(self.client.describe_training_job(TrainingJobName=name))
-        except ClientError as e:
-            if aws.error_code(e) in ("ValidationException", "ResourceNotFound"):
-                raise JobNotFound(name) from e
-            raise
+        return describe_job(lambda: self.client.describe_training_job(TrainingJobName=name), name)
 
     def tags(self, arn: str) -> dict[str, str]:
-        """The job's tags (ListTags: the first page, which holds every tag spotline sets)."""
-        response = self.client.list_tags(ResourceArn=arn, MaxResults=100)
-        return {str(t["Key"]): str(t.get("Value", "")) for t in response.get("Tags") or []}
+        return resource_tags(self.client, arn)
 
     def exists(self, name: str) -> bool:
         try:

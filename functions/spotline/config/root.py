@@ -26,7 +26,8 @@ from spotline.config.model import (
     ModelSection,
     SolverSection,
 )
-from spotline.config.schema import ConfigError, Issue, Scalar, build, setting
+from spotline.config.schema import ConfigError, Issue, Scalar, build, key_type, setting, setting_keys
+from spotline.config.tuning import TuningSection, tuning_issues
 
 # What SageMaker takes: 100 hyperparameters (names up to 256 characters, values up to 2,500) and 100
 # environment variables (names like shell variables, up to 512 characters, values up to 512), of
@@ -39,6 +40,7 @@ MAX_ENVIRONMENT_VALUE = 512
 RESERVED_ENVIRONMENT = ("SPOTLINE_RUN_ID", "SPOTLINE_ATTEMPT")
 MAX_ENVIRONMENT = 100 - len(RESERVED_ENVIRONMENT)
 # The sections that configure spotline's own image; an image of your own takes hyperparameters.
+# A tuning section's ranges are keys of these sections, so it is spotline's image's too.
 IMAGE_SECTIONS = (
     "mode",
     "model",
@@ -49,6 +51,7 @@ IMAGE_SECTIONS = (
     "checkpoint",
     "eval",
     "inference",
+    "tuning",
 )
 # The metrics of spotline's image a promotion gate may read (higher is better, between 0 and 1).
 GATE_METRICS = (metric_names.VAL_MAP50, metric_names.VAL_MAP)
@@ -82,6 +85,9 @@ class RunConfig:
         default_factory=dict,
         max_items=MAX_ENVIRONMENT,
         help="environment variables of the job's container (as text: 8 -> '8')",
+    )
+    tuning: TuningSection | None = setting(
+        None, help="tune hyperparameters: a tuning job whose trials run on Spot, the best one kept"
     )
 
     def checks(self, path: str) -> list[Issue]:
@@ -237,10 +243,28 @@ def parse_run_config(
         *channel_issues(config, context),
         *budget_issues(config, context),
         *mode_issues(config, context),
+        *tuning_issues(
+            config,
+            key_type=lambda dotted: key_type(RunConfig, dotted),
+            setting_keys=_SETTING_KEYS,
+            trial_issues=lambda key, text: _trial_issues(document, key, text),
+        ),
     ]
     if issues:
         raise ConfigError(issues)
     return config
+
+
+_SETTING_KEYS = setting_keys(RunConfig)
+
+
+def _trial_issues(document: dict[str, Any], key: str, text: str) -> list[str]:
+    """What the schema (the container's) says of ``document`` with ``key`` overridden to ``text``."""
+    try:
+        build(RunConfig, apply_overrides(document, {key: text}))
+    except ConfigError as e:
+        return [str(i) for i in e.issues]
+    return []
 
 
 def budget_issues(config: RunConfig, context: ValidationContext) -> list[Issue]:
@@ -278,14 +302,16 @@ def inapplicable_sections(document: Mapping[str, Any]) -> list[Issue]:
     if _own_image(document) is None:
         return []
     return [
-        Issue(
-            section,
-            document[section],
-            "configures spotline's own image; job.image runs your code: give it hyperparameters instead",
-        )
+        Issue(section, document[section], INAPPLICABLE.get(section, INAPPLICABLE[""]))
         for section in IMAGE_SECTIONS
         if section in document
     ]
+
+
+INAPPLICABLE = {
+    "": "configures spotline's own image; job.image runs your code: give it hyperparameters instead",
+    "tuning": "tunes the keys of spotline's own image; tuning an image of your own is not supported yet",
+}
 
 
 def allowed_image_issues(document: Mapping[str, Any], context: ValidationContext) -> list[Issue]:

@@ -42,7 +42,8 @@ class Scalar:
     """A field hint: one plain value, text, a number or true/false (kept as it was written).
 
     What a foreign image is handed (SageMaker hyperparameters and environment values are text;
-    :func:`spotline.config.loader.dump_yaml_value` writes the others)."""
+    :func:`spotline.config.loader.dump_yaml_value` writes the others), and a tuning range's
+    categorical choice."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,14 @@ def setting(
     max_items: int | None = None,
     required: bool = False,
     default_factory: Callable[[], Any] | None = None,
+    key: str | None = None,
 ) -> Any:
-    """A field with its rules and its help text (the help text documents the reference config)."""
+    """A field with its rules and its help text (the help text documents the reference config).
+
+    ``key``: the YAML key of the field when it cannot be its Python name (``from``).
+    """
     meta = {
+        "key": key,
         "help": help,
         "min": min,
         "max": max,
@@ -128,7 +134,7 @@ def _build_section(cls: type[Any], raw: Any, path: str, issues: list[Issue]) -> 
         issues.append(Issue(path, raw, f"expected a mapping of {_section_keys(cls)}"))
         return None
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
             issues.append(
@@ -144,13 +150,13 @@ def _build_section(cls: type[Any], raw: Any, path: str, issues: list[Issue]) -> 
                 unusable = True
             continue
         before = len(issues)
-        kwargs[name] = _convert(hints[name], raw[name], sub, f.metadata, issues)
+        kwargs[f.name] = _convert(hints[f.name], raw[name], sub, f.metadata, issues)
         # A section whose own cross-field checks found problems is still built: the checks of
         # the sections around it run too, so every problem of the file is reported at once.
         unusable = (
             unusable
-            or (kwargs[name] is None and raw[name] is not None)
-            or (len(issues) > before and not dataclasses.is_dataclass(_section_type(hints[name])))
+            or (kwargs[f.name] is None and raw[name] is not None)
+            or (len(issues) > before and not dataclasses.is_dataclass(_section_type(hints[f.name])))
         )
     if unusable:
         return None
@@ -165,6 +171,11 @@ def _build_section(cls: type[Any], raw: Any, path: str, issues: list[Issue]) -> 
     return section
 
 
+def yaml_key(f: dataclasses.Field[Any]) -> str:
+    """The key that sets field ``f`` in a config file (its name unless the setting says otherwise)."""
+    return str(f.metadata.get("key") or f.name)
+
+
 def _section_type(hint: Any) -> Any:
     """The section class of a field hint (``Section`` or ``Section | None``), else the hint itself."""
     if typing.get_origin(hint) in (Union, types.UnionType):
@@ -174,7 +185,7 @@ def _section_type(hint: Any) -> Any:
 
 
 def _section_keys(cls: type[Any]) -> str:
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [yaml_key(f) for f in dataclasses.fields(cls)]
     return ", ".join(names) if names else "nothing"
 
 
@@ -233,15 +244,15 @@ def _check_count(value: Any, path: str, meta: Mapping[str, Any], issues: list[Is
 
 def _convert_scalar(hint: Any, value: Any, path: str, meta: Mapping[str, Any], issues: list[Issue]) -> Any:
     if hint is Scalar:
-        if isinstance(value, str | bool):
+        if isinstance(value, bool | str):
             return value
         if not isinstance(value, int | float):
-            issues.append(Issue(path, value, "expected one value: text, a number or true/false"))
+            issues.append(Issue(path, value, "expected text, a number or true/false"))
             return None
-        hint = float if isinstance(value, float) else int
-    if hint is Duration:
+        result: Any = value
+    elif hint is Duration:
         try:
-            result: Any = Duration(parse_duration(value))
+            result = Duration(parse_duration(value))
         except DurationError as e:
             issues.append(Issue(path, value, str(e)))
             return None
@@ -301,7 +312,7 @@ def describe(cls: type[Any], prefix: str = "") -> list[tuple[str, Any, str]]:
     rows: list[tuple[str, Any, str]] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        path = _join(prefix, f.name)
+        path = _join(prefix, yaml_key(f))
         hint = hints[f.name]
         if typing.get_origin(hint) in (Union, types.UnionType):
             inner = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -319,3 +330,27 @@ def describe(cls: type[Any], prefix: str = "") -> list[tuple[str, Any, str]]:
             default = None
         rows.append((path, default, f.metadata.get("help", "")))
     return rows
+
+
+def key_type(cls: type[Any], dotted: str) -> Any | None:
+    """The type hint of the setting ``dotted`` of section tree ``cls`` (None: no such setting).
+
+    ``T | None`` is answered as ``T``; a key inside a mapping of values is not a setting.
+    """
+    hint: Any = cls
+    for key in dotted.split("."):
+        if not dataclasses.is_dataclass(hint):
+            return None
+        fields = {yaml_key(f): f for f in dataclasses.fields(hint)}
+        if key not in fields:
+            return None
+        hint = typing.get_type_hints(hint)[fields[key].name]
+        if typing.get_origin(hint) in (Union, types.UnionType):
+            inner = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = inner[0] if len(inner) == 1 else hint
+    return hint
+
+
+def setting_keys(cls: type[Any]) -> list[str]:
+    """Every dotted key of a section tree that holds a value (not a section)."""
+    return [path for path, _, _ in describe(cls) if not dataclasses.is_dataclass(key_type(cls, path))]

@@ -6,7 +6,8 @@
   a space or a non-ASCII character, as emulators send) is taken as it is.
 * S3 ``Object Deleted`` through EventBridge: the same fields, ``deletion-type``
   (``Delete Marker Created`` or ``Permanently Deleted``) and no size.
-* ``SageMaker Training Job State Change``: ``Tags`` as ``{}``, a map, or a list of
+* ``SageMaker Training Job State Change`` and ``SageMaker HyperParameter Tuning Job State Change``:
+  ``Tags`` as ``{}``, a map, or a list of
   ``{Key, Value}``; timestamps as epoch milliseconds (int or float) or ISO-8601 text.
 """
 
@@ -175,3 +176,24 @@ def parse_training_job_state_change(event: Mapping[str, Any]) -> TrainingJobStat
         tags=parse_tags(detail.get("Tags")),
         tuning_job_arn=str(detail.get("TuningJobArn") or ""),
     )
+
+
+@dataclass(frozen=True)
+class TuningJobStateChange:
+    """``SageMaker HyperParameter Tuning Job State Change``: the name, the status, the tags."""
+
+    name: str
+    status: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_tuning_job_state_change(event: Mapping[str, Any]) -> TuningJobStateChange:
+    try:
+        detail = event["detail"]
+        name = detail["HyperParameterTuningJobName"]
+        status = detail["HyperParameterTuningJobStatus"]
+    except (KeyError, TypeError) as e:
+        raise EventShapeError(
+            f"not a SageMaker HyperParameter Tuning Job State Change event: missing {e}"
+        ) from e
+    return TuningJobStateChange(name=str(name), status=str(status), tags=parse_tags(detail.get("Tags")))

@@ -11,6 +11,10 @@ import re
 import unicodedata
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# CreateHyperParameterTuningJob's HyperParameterTuningJobName (botocore's API model).
+TUNING_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}")
+MAX_TUNING_JOB_NAME = 32
+_TUNING_HASH_LEN = 8
 JOB_PREFIX = re.compile(r"[a-z][a-z0-9]{0,11}")
 _ATTEMPT_SUFFIX = re.compile(r"-a(\d{2})$")
 MAX_ATTEMPT = 99
@@ -60,3 +64,25 @@ def parse_job_name(prefix: str, name: str) -> tuple[str, int] | None:
         return None
     run_id = name[len(prefix) + 1 : match.start()]
     return (run_id, int(match.group(1))) if run_id else None
+
+
+def tuning_job_name(prefix: str, run_id: str, tuning_job: int = 1) -> str:
+    """``<prefix>-<start of the run id>-<8 hex>``: at most 32 characters, the same for the same run.
+
+    ``tuning_job`` 1 is the run's tuning job, 2 its warm-started follow-up. The tuner names its
+    trials ``<this name>-<NNN>-<8 hex>`` (at most 45 characters, under the 63 of a job name).
+    """
+    if not JOB_PREFIX.fullmatch(prefix):
+        raise ValueError(f"job-name prefix {prefix!r} must match {JOB_PREFIX.pattern}")
+    digest = hashlib.sha256(f"{run_id}\x00tuning\x00{tuning_job}".encode()).hexdigest()[:_TUNING_HASH_LEN]
+    room = MAX_TUNING_JOB_NAME - len(prefix) - len(digest) - 2
+    stem = slugify(run_id.rsplit("-", 1)[0], room)
+    name = f"{prefix}-{stem}-{digest}"
+    if len(name) > MAX_TUNING_JOB_NAME or not TUNING_JOB_NAME.fullmatch(name):
+        raise ValueError(f"tuning job name {name!r} breaks SageMaker's naming rules")
+    return name
+
+
+def name_from_arn(arn: str) -> str:
+    """The resource name at the end of a SageMaker ARN (``...:hyper-parameter-tuning-job/<name>``)."""
+    return arn.rsplit("/", 1)[-1]

@@ -31,6 +31,10 @@ class RunPolicy:
     # A relaunched attempt continues from the run's checkpoints; False: an image of your own that
     # does not resume, so every relaunch starts over (and the work of an interrupted attempt is lost).
     resumes: bool = True
+    # A tuning run: how its trials are judged, and whether trials lost to Spot are run again.
+    objective_metric: str | None = None
+    objective_goal: str | None = None
+    follow_up_lost_trials: bool = False
     # How often the container checkpoints (by time; it may also by steps): None when not known.
     checkpoint_period_s: int | None = None
 
@@ -50,6 +54,9 @@ class RunPolicy:
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
             resumes=job.resumes,
+            objective_metric=config.tuning.objective.metric if config.tuning else None,
+            objective_goal=config.tuning.objective.goal if config.tuning else None,
+            follow_up_lost_trials=bool(config.tuning and config.tuning.follow_up_lost_trials),
             # spotline's image checkpoints by its checkpoint section; an image of your own, as it does
             checkpoint_period_s=(round(config.checkpoint.period_minutes * 60) if job.image is None else None),
         )
@@ -64,4 +71,6 @@ class RunPolicy:
             if item.get(name) is not None or f.default is dataclasses.MISSING:
                 data[name] = item.get(name)
         data["ladder"] = tuple(data["ladder"])
+        if "follow_up_lost_trials" in data:
+            data["follow_up_lost_trials"] = bool(data["follow_up_lost_trials"])
         return cls(**data)  # a field an older record lacks takes its default

@@ -23,6 +23,7 @@ from enum import StrEnum
 class RunKind(StrEnum):
     TRAINING = "training"
     INFERENCE = "inference"
+    TUNING = "tuning"  # a hyperparameter tuning job: the tuner runs the trials
 
 
 class RunStatus(StrEnum):
@@ -58,3 +59,12 @@ class AttemptStatus(StrEnum):
     INTERRUPTED = "INTERRUPTED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"
+
+
+class TrialStatus(StrEnum):
+    """How a tuning run's trial ended, as its report tells it."""
+
+    COMPLETED = "COMPLETED"
+    STOPPED = "STOPPED"  # stopped early by the tuner, or with its tuning job
+    LOST_TO_SPOT = "LOST_TO_SPOT"  # Spot capacity ended it; the tuner does not replace it
+    FAILED = "FAILED"

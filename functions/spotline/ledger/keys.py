@@ -14,6 +14,8 @@
 | run of a source     | ``SOURCE#<b>/<k>`` | ``RUN#<created>#<id>`` |               |                        |
 | the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
 | ... of your image   | ``MODEL``          | ``PROMOTED#<image>``|                  |                        |
+| trial of a tuning run | a run's          | ``TRIAL#<job name>`` |                 |                        |
+| run of a tuning job | ``TUNINGJOB#<name>`` | ``RUN``           |                  |                        |
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ NOTICE_PREFIX = "NOTICE#"
 SOURCE_RUN_PREFIX = "RUN#"
 MODEL_PK = "MODEL"
 PROMOTED_SK = "PROMOTED"
+TRIAL_PREFIX = "TRIAL#"
 
 run_pk: Callable[[str], str] = "RUN#{}".format
 attempt_sk: Callable[[int], str] = (ATTEMPT_PREFIX + "{:02d}").format
@@ -49,3 +52,5 @@ source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format
 def promoted_sk(image: str | None) -> str:
     """The promoted model of spotline's image (``None``: the one inference uses), or of ``image``."""
     return PROMOTED_SK if image is None else f"{PROMOTED_SK}#{image}"
+trial_sk: Callable[[str], str] = (TRIAL_PREFIX + "{}").format
+tuning_job_pk: Callable[[str], str] = "TUNINGJOB#{}".format

@@ -17,7 +17,7 @@ from spotline.domain.model_choice import ModelChoice
 from spotline.domain.plain import plain_fields
 from spotline.domain.policy import RunPolicy
 from spotline.domain.progress import work_lost
-from spotline.domain.states import AttemptStatus, RunKind, RunStatus
+from spotline.domain.states import AttemptStatus, RunKind, RunStatus, TrialStatus
 from spotline.ledger.table import check_storable
 
 
@@ -168,6 +168,9 @@ class Run:
     inference: InferencePart | None = None
     promotion: str | None = None  # a succeeded training run's gate, in words
     cancel_reason: str | None = None  # set when a person cancelled the run (its config deleted)
+    # A tuning run: its tuning jobs (the first, then its follow-up) and why spotline stopped one.
+    tuning_jobs: tuple[str, ...] = ()
+    stop_reason: str | None = None
 
     @property
     def label(self) -> str:
@@ -177,7 +180,8 @@ class Run:
     @property
     def checkpoint_uri(self) -> str | None:
         request = self.first_request or {}
-        uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
+        job = request.get("TrainingJobDefinition") or request  # a tuning run's trials, or the job
+        uri = (job.get("CheckpointConfig") or {}).get("S3Uri")
         return str(uri) if uri else None
 
     @property
@@ -235,6 +239,8 @@ class Run:
             inference=inference,
             promotion=f.opt_text("promotion"),
             cancel_reason=f.opt_text("cancel_reason"),
+            tuning_jobs=f.texts("tuning_jobs"),
+            stop_reason=f.opt_text("stop_reason"),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -264,6 +270,8 @@ class Run:
             "promotion": self.promotion,
             **(inference_attrs(self.inference) if self.inference else {}),
             "cancel_reason": self.cancel_reason,
+            "tuning_jobs": list(self.tuning_jobs) or None,
+            "stop_reason": self.stop_reason,
         }
         return _checked(item, f"run {self.run_id}")
 
@@ -365,6 +373,86 @@ class Attempt:
             **plain_fields(self, without=("run_id", "job_status")),
             "work_lost_iterations": self.work_lost_iterations,
         }
+
+
+# -- trials of a tuning run -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training job a tuning run's tuner ran: how it ended, its objective and what it cost.
+
+    The tuner names it ``<tuning job>-<NNN>-<8 hex>``; ``number`` is that ``NNN`` (0 for a name
+    without one), for display only: a trial is found through its ``TuningJobArn``, not its name.
+    """
+
+    run_id: str
+    job_name: str
+    tuning_job: str
+    number: int
+    instance_type: str
+    spot: bool
+    status: TrialStatus
+    outcome: str | None = None
+    job_status: str | None = None
+    secondary_status: str | None = None
+    failure_reason: str | None = None
+    objective: float | None = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    model_artifact: str | None = None
+    training_s: int = 0
+    billable_s: int = 0
+    created_at: str | None = None
+    ended_at: str | None = None
+
+    @property
+    def attempt(self) -> int:
+        """Its number, where the cost rules read an attempt's (``AttemptFacts.attempt``)."""
+        return self.number
+
+    @property
+    def start_iteration(self) -> int | None:
+        """Not known for a trial: spotline does not follow a trial's checkpoints (the tuner runs it)."""
+        return None
+
+    @property
+    def end_iteration(self) -> int | None:
+        return None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Trial:
+        f = _Fields(item, f"trial {item.get('run_id')!r}#{item.get('job_name')!r}")
+        hyperparameters = f.mapping("hyperparameters") or {}
+        metrics = f.mapping("metrics") or {}
+        return cls(
+            run_id=f.text("run_id"),
+            job_name=f.text("job_name"),
+            tuning_job=f.text("tuning_job"),
+            number=f.whole("number", 0),
+            instance_type=f.text("instance_type", ""),
+            spot=f.flag("spot", False),
+            status=TrialStatus(f.text("status")),
+            outcome=f.opt_text("outcome"),
+            job_status=f.opt_text("job_status"),
+            secondary_status=f.opt_text("secondary_status"),
+            failure_reason=f.opt_text("failure_reason"),
+            objective=f.opt_number("objective"),
+            hyperparameters={str(k): str(v) for k, v in hyperparameters.items()},
+            metrics={str(k): float(v) for k, v in metrics.items() if _is_number(v)},
+            model_artifact=f.opt_text("model_artifact"),
+            training_s=f.whole("training_s", 0),
+            billable_s=f.whole("billable_s", 0),
+            created_at=f.opt_text("created_at"),
+            ended_at=f.opt_text("ended_at"),
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        return _checked(plain_fields(self), f"trial {self.run_id}#{self.job_name}")
+
+    def view(self) -> dict[str, Any]:
+        """The trial as reports and alerts show it (every field, None where unknown)."""
+        return plain_fields(self, without=("run_id", "job_status"))
 
 
 # -- batches --------------------------------------------------------------------------------------
@@ -560,6 +648,9 @@ class Promotion:
     run_created_at: str | None = None
     promoted_at: str | None = None
     image: str | None = None  # an image of your own (job.image); None: spotline's, which inference runs
+    # A tuning run's best trial: the tuning job that ran it and the hyperparameters it was given.
+    tuning_job: str | None = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
 
     def lineage(self) -> dict[str, Any]:
         """Where the model came from, as summaries and reports show it."""
@@ -583,4 +674,6 @@ class Promotion:
             run_created_at=f.opt_text("run_created_at"),
             promoted_at=f.opt_text("promoted_at"),
             image=f.opt_text("image"),
+            tuning_job=f.opt_text("tuning_job"),
+            hyperparameters={str(k): str(v) for k, v in (f.mapping("hyperparameters") or {}).items()},
         )

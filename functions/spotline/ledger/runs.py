@@ -191,14 +191,51 @@ class RunLedger:
         first_request: Mapping[str, Any],
         config_key: str | None,
         now: float,
+        tuning_job: str | None = None,
     ) -> Run:
-        """Keep what the first job is created with, while the run is PENDING (before the create).
+        """Keep what the first job (or tuning job) is created with, while the run is PENDING
+        (before the create).
 
         Raises :class:`spotline.ledger.table.UnstorableValue` for a value the table cannot hold
         and :class:`TransitionRefused` if the run is no longer PENDING.
         """
-        attrs = {"policy": policy.to_item(), "first_request": dict(first_request), "config_key": config_key}
+        attrs: dict[str, Any] = {
+            "policy": policy.to_item(),
+            "first_request": dict(first_request),
+            "config_key": config_key,
+        }
+        if tuning_job:  # the run was created before its config was read: this makes it a tuning run
+            attrs |= {"tuning_jobs": [tuning_job], "kind": RunKind.TUNING.value}
         return self._update_run(run_id, attrs, now=now, status_in=[RunStatus.PENDING])
+
+    def start_follow_up(self, run_id: str, tuning_job: str, *, now: float) -> Run:
+        """A RUNNING tuning run moves on to its follow-up tuning job (its second): claimed once,
+        before the create; :class:`TransitionRefused` if the run is not at its first tuning job."""
+        run = self.get_run(run_id)
+        if run is None or len(run.tuning_jobs) != 1:
+            raise TransitionRefused(f"run {run_id}: not a tuning run at its first tuning job")
+        return self._update_run(
+            run_id,
+            {"attempt": 2, "tuning_jobs": [*run.tuning_jobs, tuning_job]},
+            now=now,
+            status_in=[RunStatus.RUNNING],
+            also="attempt = :one",
+            values={":one": 1},
+        )
+
+    def note_stop(self, run_id: str, reason: str, *, now: float) -> bool:
+        """Spotline stops the run's tuning job (a cap): keep why, once; False if already noted."""
+        try:
+            self._update_run(
+                run_id,
+                {"stop_reason": reason},
+                now=now,
+                status_in=[RunStatus.PENDING, RunStatus.RUNNING],
+                also="attribute_not_exists(stop_reason)",
+            )
+        except TransitionRefused:
+            return False
+        return True
 
     def note_promotion(self, run_id: str, summary: str, *, now: float) -> Run:
         """What a succeeded run's promotion gate decided, in words (``not promoted: ...``)."""

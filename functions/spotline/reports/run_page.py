@@ -4,8 +4,9 @@ Status and why; the curves (loss, learning rate, validation mAP) over iterations
 attempt, with the interruptions and resumes marked; the attempts (instance, Spot or on-demand,
 start, end, outcome, iterations, billable and training seconds); cost and Spot savings with the
 prices used (an estimate, and said to be emulated on the local stack); the model and its lineage;
-the config as run. The input is the run's ``report.json`` document, so the page and the JSON
-never disagree.
+the config as run; for a tuning run, every trial (what the tuner chose, the objective, its cost),
+the objective over trials and the best trial. The input is the run's ``report.json`` document, so
+the page and the JSON never disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, VAL_MAP50
 from spotline.reports.chart import StepMark, legend, line_chart
-from spotline.reports.metrics import RunCurves
+from spotline.reports.metrics import Curve, RunCurves
 from spotline.reports.page import (
     colour,
     document,
@@ -257,6 +258,57 @@ def _attempts_section(page: RunPage) -> str:
     return section("Attempts", body, anchor="attempts")
 
 
+def _trials_section(page: RunPage) -> str:
+    """A tuning run's trials: one row each, the objective over trials, the best trial."""
+    report = page.report
+    trials = list(report.get("trials") or ())
+    tuning = (report.get("results") or {}).get("tuning") or {}
+    objective = tuning.get("objective") or {}
+    metric = str(objective.get("metric") or "objective")
+    if not trials:
+        return section("Trials", '<p class="note">No trial has ended yet.</p>', anchor="trials")
+    costs = {int(c.get("attempt") or 0): c for c in (report.get("savings") or {}).get("attempts") or ()}
+    keys = sorted({str(k) for t in trials for k in (t.get("hyperparameters") or {})})
+    rows = []
+    for t in trials:
+        chosen = t.get("hyperparameters") or {}
+        rows.append(
+            [
+                esc(t.get("number")),
+                f'<span class="mono">{esc(t.get("job_name"))}</span>',
+                esc(t.get("status")),
+                esc(_num(t.get("objective"), ".4g")),
+                *(esc(chosen.get(k, "-")) for k in keys),
+                f"{esc(t.get('billable_s'))} / {esc(t.get('training_s'))}",
+                esc(usd(costs.get(int(t.get("number") or 0), {}).get("estimated_cost_usd"))),
+            ]
+        )
+    headers = ("trial", "job", "status", metric, *keys, "billable / training s", "cost (est.)")
+    points = tuple(
+        (int(t.get("number") or 0), float(v)) for t in trials if (v := finite(t.get("objective"))) is not None
+    )
+    title = f"{metric} over trials"
+    chart = line_chart(title, [Curve(metric, 1, points)]) if points else ""
+    best = tuning.get("best_trial") or {}
+    lead = (
+        f'<p data-field="best_trial">Best trial: <span class="mono">{esc(best.get("job_name"))}</span>, '
+        f"{esc(metric)} {esc(_num(best.get('objective'), '.4g'))} "
+        f"({esc(', '.join(f'{k}={v}' for k, v in sorted((best.get('hyperparameters') or {}).items())))}).</p>"
+        if best
+        else '<p class="note">No trial reported the objective with a model.</p>'
+    )
+    if tuning.get("shortfall"):
+        lead += f'<p class="warn">{esc(tuning["shortfall"])}</p>'
+    n = len(trials)
+    body = (
+        lead
+        + (f"<figure><figcaption>{esc(title)} (x: trial)</figcaption>{chart}</figure>" if chart else "")
+        + table(headers, rows, numeric=(3, len(headers) - 2, len(headers) - 1))
+        + f'<p class="note">{n} trial(s); the cost and savings below add all of them up.</p>'
+    )
+    return section("Trials", body, anchor="trials")
+
+
 def _cost_section(page: RunPage) -> str:
     savings = page.report.get("savings") or {}
     prices = {}
@@ -388,8 +440,7 @@ def render_run_page(page: RunPage) -> str:
     )
     body = (
         f"<section>{header}{_cards(page)}</section>"
-        + _curves_section(page)
-        + _attempts_section(page)
+        + (_trials_section(page) if "trials" in report else _curves_section(page) + _attempts_section(page))
         + _cost_section(page)
         + _model_section(page)
         + _config_section(page)

@@ -7,6 +7,10 @@
 3. with ``stop_job`` (a person's cancel) its current job is stopped too (``StopTrainingJob``), so
    it ends now rather than when it finishes; a deleted config keeps the job it paid for.
 
+A tuning run's tuning job is stopped in every case: its tuner would otherwise go on starting
+trials, new spending, for a run that is cancelled; its end settles the run CANCELLED with the
+trials that finished.
+
 A settled run is left as it is; duplicates change nothing (conditional writes, send-once alerts).
 """
 
@@ -18,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
 from spotline.adapters.training_jobs import JobNotFound, JobNotStoppable, TrainingJobs
+from spotline.adapters.tuning_jobs import TuningJobs
 from spotline.domain.settings import Settings
-from spotline.domain.states import RunStatus
+from spotline.domain.states import RunKind, RunStatus
 from spotline.ledger.runs import RunLedger, TransitionRefused
 from spotline.runs.publish import RunPublisher
 
@@ -48,6 +53,7 @@ class RunCanceller:
     _: KW_ONLY
     ledger: RunLedger
     jobs: TrainingJobs
+    tuning: TuningJobs
     publisher: RunPublisher
     clock: Callable[[], float] = time.time
 
@@ -69,6 +75,14 @@ class RunCanceller:
                 logger.info("run %s cancelled while waiting", run_id, extra={"run_id": run_id})
                 return CancelOutcome("cancelled", run_id, RunStatus.CANCELLED, detail=f"cancelled{waiting}")
             run = self.ledger.get_run(run_id) or run  # a relaunch claimed its attempt: its job ends the run
+        if run.kind == RunKind.TUNING and run.tuning_jobs:
+            # Again on a redelivery: a stop of a stopping or ended tuning job changes nothing.
+            tuning_job = run.tuning_jobs[-1]
+            self.tuning.stop(tuning_job)
+            logger.info("stopping tuning job %s of run %s", tuning_job, run_id, extra={"run_id": run_id})
+            return CancelOutcome(
+                "after-job", run_id, run.status, tuning_job, "its tuning job stops; the run settles CANCELLED"
+            )
         if not stop_job:
             return CancelOutcome(
                 "after-job", run_id, run.status, detail="settled CANCELLED when its job ends"

@@ -185,7 +185,10 @@ class RunCatchUp:
     def origin(
         self, run_id: str, attempt: int, describe: Mapping[str, Any], event_tags: Mapping[str, str]
     ) -> JobOrigin:
-        """The job's account of itself; :class:`NotCatchable` if its tags name another run."""
+        """The job's account of itself; :class:`NotCatchable` if its tags name another run, or if it
+        is a tuning run's trial (it carries its tuning job's tags; the tuning flow records it)."""
+        if describe.get("TuningJobArn"):
+            raise NotCatchable(f"a trial of tuning job {describe['TuningJobArn']}: its tuning run records it")
         tags = dict(event_tags)
         if TAG_RUN_ID not in tags and describe.get("TrainingJobArn"):
             tags = {**tags, **self.jobs.tags(str(describe["TrainingJobArn"]))}

@@ -139,7 +139,8 @@ class FirstAttemptLauncher:
         the notice unclaimed), so the retry sends both.
         """
         now = self.clock()
-        self.ledger.attempt_refused(run_id, 1, reason)
+        if self.ledger.get_attempt(run_id, 1) is not None:  # a tuning run records no attempt
+            self.ledger.attempt_refused(run_id, 1, reason)
         self.notices.of_run(run_id).send_once("failed", alert, now=now)
         with contextlib.suppress(TransitionRefused):
             self.ledger.fail_launch(run_id, reason=reason, now=now)

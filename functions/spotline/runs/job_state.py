@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.relaunch_queue import RelaunchQueue
@@ -40,11 +40,11 @@ from spotline.domain.events import TrainingJobStateChange, parse_timestamp
 from spotline.domain.job_identity import identify_job
 from spotline.domain.policy import RunPolicy
 from spotline.domain.progress import checkpoints_missing, no_progress, reached_iteration
-from spotline.domain.requests import relaunch_refusal
+from spotline.domain.requests import TAG_KIND, relaunch_refusal
 from spotline.domain.retry import RELAUNCH_ACTIONS, Cap, CapReached, plan_relaunch
 from spotline.domain.savings import spent_usd
 from spotline.domain.settings import Settings
-from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunStatus
+from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Attempt, AttemptEnd, NextAttempt, Run
@@ -101,6 +101,12 @@ class StateOutcome:
     delay_s: int | None = None
 
 
+class TrialEvents(Protocol):
+    """What happens when a tuning run's trial ends (the tuning flow; the wiring plugs it in)."""
+
+    def on_trial_ended(self, change: TrainingJobStateChange, describe: Mapping[str, Any]) -> StateOutcome: ...
+
+
 @dataclass
 class JobStateFlow:
     settings: Settings
@@ -112,17 +118,18 @@ class JobStateFlow:
     relaunch_queue: RelaunchQueue
     prices: Mapping[str, float]
     catch_up: RunCatchUp
+    trial_events: TrialEvents
     bucket: DropBucket
     clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
+        if change.tuning_job_arn or change.tags.get(TAG_KIND) == RunKind.TUNING.value:
+            # A trial (the tuner names it; it carries its tuning run's tags): recorded as a trial.
+            return self._not_an_attempt(change)
         identity = identify_job(self.settings.job_prefix, change.job_name, change.tags)
         if identity is None:
-            return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
+            return self._not_an_attempt(change)
         run_id, attempt = identity.run_id, identity.attempt
-        if change.tuning_job_arn:
-            reason = f"a trial of {change.tuning_job_arn}: its tuning job is followed as a whole"
-            return StateOutcome("ignored", run_id, attempt, reason=reason)
         if change.status not in TERMINAL_JOB_STATUSES:
             return StateOutcome("ignored", run_id, attempt, reason=f"status {change.status} is not terminal")
         run = self.ledger.get_run(run_id)
@@ -189,6 +196,21 @@ class JobStateFlow:
         if action == Action.ALERT:
             return self._settle(ended, RunStatus.FAILED, reason or rule.why)
         return self._relaunch(ended, run.policy)
+
+    def _not_an_attempt(self, change: TrainingJobStateChange) -> StateOutcome:
+        """A job not named like an attempt: a tuning run's trial (the tuner names those), or not ours.
+
+        A trial is told by DescribeTrainingJob's ``TuningJobArn``, never by its name.
+        """
+        if change.status not in TERMINAL_JOB_STATUSES:
+            return StateOutcome("ignored", reason=f"status {change.status} is not terminal")
+        try:
+            describe = self.jobs.describe(change.job_name)
+        except JobNotFound:
+            return StateOutcome("ignored", reason="SageMaker does not know this job")
+        if describe.get("TuningJobArn"):
+            return self.trial_events.on_trial_ended(change, describe)
+        return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
 
     def _record_attempt(self, run: Run, attempt: int, describe: Mapping[str, Any], rule: Rule) -> Attempt:
         """Record how the attempt ended and how far it got; warn once if its checkpoints missed S3."""

@@ -39,6 +39,7 @@ from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
+from spotline.ledger.trials import TrialLedger
 from spotline.runs.report_page import RunPages, run_report_document
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class RunPublisher:
     settings: Settings
     _: KW_ONLY
     ledger: RunLedger
+    trials: TrialLedger
     notices: Notices
     notifier: Notifier
     bucket: DropBucket
@@ -159,8 +161,12 @@ class RunPublisher:
         describe: Mapping[str, Any] | None = None,
         expected: RunStatus = RunStatus.RUNNING,
         unless_relaunching: bool = False,
+        extra_results: Mapping[str, Any] | None = None,
     ) -> Settlement:
         """Settle the run in ``to`` after ``attempt`` and publish it once.
+
+        ``describe`` is the DescribeTrainingJob of the job whose model the run keeps (a tuning
+        run's best trial); ``extra_results`` what the run's own flow adds to the report's results.
 
         A completed job whose output cannot be published settles FAILED instead (``Settlement.status``).
         """
@@ -201,15 +207,18 @@ class RunPublisher:
         if self.notices.of_run(run_id).claimed(notice):
             return Settlement("duplicate", to, reason=reason)
 
-        results: dict[str, Any] = {}
+        results: dict[str, Any] = dict(extra_results or {})
         if to == RunStatus.SUCCEEDED and describe is not None and publish_completed is not None:
-            results = publish_completed(run, describe, output, now=now)
+            results.update(publish_completed(run, describe, output, now=now))
         elif to in (RunStatus.FAILED, RunStatus.CANCELLED):
             publish_failed = self.failed.get(run.kind)
             if publish_failed is not None:
-                results = publish_failed(run, to, reason, now=now)
+                results.update(publish_failed(run, to, reason, now=now))
         attempts = self.ledger.attempts(run_id)
-        savings = run_savings(attempts, self.prices, run.policy.instance_count if run.policy else 1)
+        trials = self.trials.trials(run_id) if run.kind == RunKind.TUNING else []
+        savings = run_savings(
+            [*attempts, *trials], self.prices, run.policy.instance_count if run.policy else 1
+        )
         lost = self._lost_work(run, attempts)
         describe = describe or {}
         metrics = final_metrics(describe)
@@ -230,6 +239,7 @@ class RunPublisher:
             results=results,
             finished_at=iso_utc(now),
             work_lost=lost,
+            trials=trials,
         )
         report_key = layout.run_report_key(run_id)
         self.bucket.put_json(report_key, report)
@@ -241,6 +251,7 @@ class RunPublisher:
             "status": to.value,
             "config": run.source.key,
             "attempts": len(attempts),
+            **({"trials": len(trials)} if run.kind == RunKind.TUNING else {}),
             "outcome": outcome,
             "reason": reason,
             "cap": cap,
@@ -281,7 +292,10 @@ class RunPublisher:
             resumption["work_lost"] = lost.to_dict()
 
         def write_page() -> None:
-            savings = run_savings(attempts, self.prices, run.policy.instance_count if run.policy else 1)
+            trials = self.trials.trials(run.run_id) if run.kind == RunKind.TUNING else []
+            savings = run_savings(
+                [*attempts, *trials], self.prices, run.policy.instance_count if run.policy else 1
+            )
             report = run_report_document(
                 run,
                 RunStatus.RETRYING,
@@ -289,6 +303,7 @@ class RunPublisher:
                 savings,
                 reason=str(body.get("reason") or ""),
                 work_lost=lost,
+                trials=trials,
             )
             self.run_pages.write(run, report, now=self.clock())
 

@@ -18,9 +18,9 @@ from spotline.adapters.drop_bucket import DropBucket, ObjectMissing, ObjectTooLa
 from spotline.domain import layout
 from spotline.domain.savings import LostWork, RunSavings
 from spotline.domain.settings import Settings
-from spotline.domain.states import RunStatus
+from spotline.domain.states import RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
-from spotline.ledger.records import Attempt, Run
+from spotline.ledger.records import Attempt, Run, Trial
 from spotline.metric_names import METRICS_FILE
 from spotline.reports.links import console_url, report_links
 from spotline.reports.metrics import MAX_METRICS_BYTES, RunCurves, parse_metrics
@@ -45,11 +45,13 @@ def run_report_document(
     results: Mapping[str, Any] | None = None,
     finished_at: str | None = None,
     work_lost: LostWork | None = None,
+    trials: Sequence[Trial] = (),
 ) -> dict[str, Any]:
     """What ``runs/<run-id>/report.json`` holds (and the page shows).
 
     ``image`` is what the run's jobs ran; ``resumes`` whether its relaunches continue from the run's
-    checkpoints; ``work_lost`` (when they do not) the training redone from zero and its estimated cost."""
+    checkpoints; ``work_lost`` (when they do not) the training redone from zero and its estimated cost;
+    a tuning run lists its ``trials``, whose costs add up to the savings' totals."""
     request = run.first_request or {}
     return {
         "run_id": run.run_id,
@@ -64,6 +66,7 @@ def run_report_document(
         "final_metrics": dict(final_metrics or {}),
         "model_artifact": model_artifact,
         "attempts": [a.view() for a in attempts],
+        **({"trials": [t.view() for t in trials]} if run.kind == RunKind.TUNING else {}),
         "savings": savings.to_dict(),
         "results": dict(results or {}),
         "image": (request.get("AlgorithmSpecification") or {}).get("TrainingImage"),

@@ -10,7 +10,9 @@ The flow, for one S3 ``Object Deleted`` event under ``configs/``:
 3. every other run still going is marked cancelled (a conditional write): a run waiting for its
    relaunch is settled CANCELLED at once with one alert, and its queued relaunch does nothing; a
    run whose job is running keeps its job (what is paid for is not thrown away) and is settled
-   CANCELLED instead of relaunched when that job ends.
+   CANCELLED instead of relaunched when that job ends. A tuning run's tuning job is stopped: its
+   tuner would go on starting trials (new spending) for a file that is gone; the trials that
+   finished are kept, and the tuning job's end settles the run CANCELLED with them.
 
 Every step is a conditional write or a send-once notice, so a redelivered event changes nothing.
 """
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
 from spotline.adapters.drop_bucket import DropBucket
+from spotline.adapters.tuning_jobs import TuningJobs
 from spotline.domain import layout
 from spotline.domain.events import ObjectDeleted
 from spotline.domain.settings import Settings
@@ -56,6 +59,7 @@ class ConfigDeletion:
     ledger: RunLedger
     canceller: RunCanceller
     bucket: DropBucket
+    tuning: TuningJobs
     clock: Callable[[], float] = time.time
 
     def cancel_runs_of(self, obj: ObjectDeleted) -> DeletionOutcome:

@@ -9,7 +9,9 @@ The flow, for one S3 ``Object Created`` event:
 3. bad file: write ``runs/<run-id>/rejection.json``, mark the run REJECTED, alert once, return
    normally (a retry cannot fix a user's file);
 4. good file: snapshot it under ``runs/<run-id>/``, record attempt 1, create the training job
-   (a name already taken means a previous invocation launched it), mark the run RUNNING.
+   (a name already taken means a previous invocation launched it), mark the run RUNNING; a config
+   with a ``tuning:`` section becomes a tuning run instead (:mod:`spotline.tuning.launch`): its
+   tuning job is created the same way, and SageMaker's tuner runs the trials.
 
 Throttling is retried inside the client (adaptive mode); anything else that fails is raised so
 that the event is retried and, in the end, lands in the function's dead-letter queue.
@@ -31,12 +33,14 @@ from spotline.domain.naming import job_name, run_id_for_object
 from spotline.domain.policy import RunPolicy
 from spotline.domain.requests import training_request
 from spotline.domain.states import RunKind, RunStatus
+from spotline.domain.tuning_requests import tuning_request
 from spotline.ledger.records import RunSource
 from spotline.ledger.runs import TransitionRefused
 from spotline.reports.links import console_url
 from spotline.runs.first_attempt import FirstAttemptLauncher, LaunchInProgress, LaunchNotRecordable
 from spotline.runs.publish import NOTICE_KIND
 from spotline.training.data_check import data_issues
+from spotline.tuning.launch import TuningStarter
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,7 @@ class TrainingLauncher(FirstAttemptLauncher):
     """Turns config objects into training runs."""
 
     prices: Mapping[str, float]
+    tuning_starter: TuningStarter
 
     @property
     def context(self) -> ValidationContext:
@@ -185,6 +190,8 @@ class TrainingLauncher(FirstAttemptLauncher):
         logger.warning("config %s rejected: %s", obj.key, "; ".join(summary))
 
     def _launch(self, run_id: str, obj: ObjectCreated, data: bytes, config: RunConfig) -> LaunchOutcome:
+        if config.tuning is not None:
+            return self._launch_tuning(run_id, obj, data, config)
         config_key = layout.run_config_key(run_id)
         self.bucket.put(config_key, data, "application/yaml")
         request = training_request(
@@ -202,6 +209,41 @@ class TrainingLauncher(FirstAttemptLauncher):
         logger.info("launched %s for %s", name, obj.key, extra={"run_id": run_id, "job_name": name})
         return LaunchOutcome("launched", run_id, name)
 
+    def _launch_tuning(
+        self, run_id: str, obj: ObjectCreated, data: bytes, config: RunConfig
+    ) -> LaunchOutcome:
+        """A tuning run: warm-start parents checked, then its one tuning job created (no quota wait:
+        a refused tuning job fails the run with an alert, nothing having been paid for)."""
+        parents, issues = self.tuning_starter.parents(config)
+        if issues:
+            self._reject(run_id, obj, issues)
+            return LaunchOutcome("rejected", run_id, None, "; ".join(issues_summary(issues)))
+        config_key = layout.run_config_key(run_id)
+        self.bucket.put(config_key, data, "application/yaml")
+        request = tuning_request(
+            settings=self.settings,
+            run_id=run_id,
+            config=config,
+            config_key=config_key,
+            source_key=obj.key,
+            parents=parents,
+        )
+        try:
+            name = self.tuning_starter.start(
+                run_id, request, policy=RunPolicy.from_config(config), config_key=config_key
+            )
+        except LaunchNotRecordable as e:
+            issue = Issue("", str(e), "a value spotline can keep in its ledger (finite, within range)")
+            self._reject(run_id, obj, [issue])
+            return LaunchOutcome("rejected", run_id, None, str(issue))
+        except JobRequestRejected as e:
+            self._fail_refused(run_id, obj, e)
+            return LaunchOutcome("rejected", run_id, None, str(e))
+        logger.info(
+            "tuning job %s started for %s", name, obj.key, extra={"run_id": run_id, "tuning_job": name}
+        )
+        return LaunchOutcome("launched", run_id, name)
+
     def _refused_by_sagemaker(
         self,
         run_id: str,
@@ -215,6 +257,10 @@ class TrainingLauncher(FirstAttemptLauncher):
             self.wait_for_quota(run_id, policy, str(error))
             name = job_name(self.settings.job_prefix, run_id, 1)
             return LaunchOutcome("deferred", run_id, name, str(error))
+        self._fail_refused(run_id, obj, error)
+        return LaunchOutcome("rejected", run_id, None, str(error))
+
+    def _fail_refused(self, run_id: str, obj: ObjectCreated, error: JobRequestRejected) -> None:
         self.fail(
             run_id,
             str(error),
@@ -225,7 +271,6 @@ class TrainingLauncher(FirstAttemptLauncher):
                 RunStatus.FAILED,
             ),
         )
-        return LaunchOutcome("rejected", run_id, None, str(error))
 
     def _alert(self, run_id: str, subject: str, body: dict[str, Any], status: RunStatus) -> None:
         self.notifier.publish(subject, body, {"kind": NOTICE_KIND, "status": status.value, "run_id": run_id})

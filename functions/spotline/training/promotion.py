@@ -1,5 +1,6 @@
 """The promotion gate: a succeeded run whose metric passes its config's ``promote`` section becomes
-the model inference uses by default (see :mod:`spotline.ledger.models`)."""
+the model inference uses by default (see :mod:`spotline.ledger.models`); for a tuning run, the
+model of its best trial, with the trial and its hyperparameters in the lineage."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotline.domain.settings import Settings
+from spotline.domain.naming import name_from_arn
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.models import Models, promotion_order
 from spotline.ledger.records import Promotion, Run
 from spotline.ledger.runs import RunLedger
 from spotline.runs.publish import final_metrics
+from spotline.tuning.trials import tuned_hyperparameters
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,11 @@ class TrainingCompleted:
             run_created_at=run.created_at,
             promoted_at=iso_utc(now),
             image=self._own_image(run),
+            # A tuning run's best trial: which tuning job ran it, with what the tuner chose.
+            tuning_job=name_from_arn(str(tuning_arn))
+            if (tuning_arn := describe.get("TuningJobArn"))
+            else None,
+            hyperparameters=tuned_hyperparameters(describe) if describe.get("TuningJobArn") else {},
         )
         promoted = self.models.promote(promotion, order=promotion_order(run.created_at, run.run_id))
         return PromotionResult("passed", promoted, metric, value, minimum)

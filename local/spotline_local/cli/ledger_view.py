@@ -1,18 +1,21 @@
-"""``spotline status``: runs and their attempts from the ledger, as plain-text tables."""
+"""``spotline status``: runs and their attempts (a tuning run: its trials) from the ledger, as plain-text
+tables."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spotline.domain.prices import price_table
 from spotline.domain.savings import RunSavings, run_savings
-from spotline.domain.states import RunStatus
+from spotline.domain.states import RunKind, RunStatus
 from spotline.ledger.models import Models
-from spotline.ledger.records import Attempt, Run
+from spotline.ledger.records import Attempt, Run, Trial
 from spotline.ledger.runs import RunLedger
 from spotline.ledger.table import LedgerTable
+from spotline.ledger.trials import TrialLedger
+from spotline.tuning.summary import best_trial
 from spotline_local.cli.console import aws_call
 from spotline_local.cli.targets import CliError
 
@@ -24,6 +27,7 @@ class RunView:
     run: Run
     attempts: list[Attempt]
     savings: RunSavings
+    trials: list[Trial] = field(default_factory=list)  # a tuning run's (it has no attempts)
 
     @property
     def run_id(self) -> str:
@@ -31,7 +35,8 @@ class RunView:
 
     @property
     def instance_types(self) -> str:
-        seen = dict.fromkeys(f"{a.instance_type}{'' if a.spot else ' (on-demand)'}" for a in self.attempts)
+        jobs: list[Attempt | Trial] = [*self.attempts, *self.trials]
+        seen = dict.fromkeys(f"{a.instance_type}{'' if a.spot else ' (on-demand)'}" for a in jobs)
         return ", ".join(seen) or "-"
 
     @property
@@ -46,6 +51,17 @@ class RunView:
         if run.promotion and run.promotion.startswith("not promoted"):
             return f"{outcome}, not promoted"
         return outcome
+
+    @property
+    def jobs(self) -> str:
+        """The ATTEMPTS column: attempts, or a tuning run's trials."""
+        if self.run.kind == RunKind.TUNING:
+            return f"{len(self.trials)} trials"
+        return str(len(self.attempts))
+
+    @property
+    def best(self) -> Trial | None:
+        return best_trial(self.trials, self.run.policy.objective_goal if self.run.policy else None)
 
 
 def ledger(table: str, dynamodb: Any) -> RunLedger:
@@ -66,8 +82,10 @@ def known_run(runs: RunLedger, run_id: str) -> Run:
 
 def run_view(runs: RunLedger, run: Run) -> RunView:
     attempts = runs.attempts(run.run_id)
-    savings = run_savings(attempts, price_table(), run.policy.instance_count if run.policy else 1)
-    return RunView(run, attempts, savings)
+    trials = TrialLedger(runs.table).trials(run.run_id) if run.kind == RunKind.TUNING else []
+    count = run.policy.instance_count if run.policy else 1
+    savings = run_savings([*attempts, *trials], price_table(), count)
+    return RunView(run, attempts, savings, trials)
 
 
 def recent(runs: RunLedger, limit: int = 20) -> list[RunView]:
@@ -105,7 +123,7 @@ def runs_table(views: Sequence[RunView]) -> str:
             v.run_id,
             v.run.kind.value,
             v.run.status.value,
-            len(v.attempts),
+            v.jobs,
             v.instance_types,
             v.outcome,
             *money_columns(v.savings),
@@ -126,7 +144,9 @@ def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
         f"money      {savings_text(view.savings)} - an estimate, "
         f"{view.savings.billable_s} billable s of {view.savings.training_s} s",
         "",
-        table(
+        trials_detail(view)
+        if run.kind == RunKind.TUNING
+        else table(
             ("ATTEMPT", "JOB", "INSTANCE", "SPOT", "STATUS", "OUTCOME", "TRAIN S", "BILLABLE S"),
             [
                 (
@@ -154,4 +174,35 @@ def run_detail(view: RunView, dynamodb_table: LedgerTable | None = None) -> str:
         model = Models(dynamodb_table).promoted()
         if model and model.run_id == view.run_id:
             lines += ["", f"promoted   yes - the default model for inference ({model.model_artifact})"]
+    return "\n".join(lines)
+
+
+def trials_detail(view: RunView) -> str:
+    """A tuning run's trials (what the tuner chose, the objective, what each was billed) and its best."""
+    policy = view.run.policy
+    metric = (policy.objective_metric if policy else None) or "objective"
+    goal = (policy.objective_goal if policy else None) or "maximize"
+    keys = sorted({k for t in view.trials for k in t.hyperparameters})
+    rows = [
+        (
+            t.number,
+            t.job_name,
+            t.status.value,
+            "-" if t.objective is None else f"{t.objective:.4g}",
+            *(t.hyperparameters.get(k) for k in keys),
+            t.training_s,
+            t.billable_s,
+        )
+        for t in view.trials
+    ]
+    headers = ("TRIAL", "JOB", "STATUS", metric.upper(), *keys, "TRAIN S", "BILLABLE S")
+    lines = [
+        f"tuning     {', '.join(view.run.tuning_jobs) or '-'} - {goal} {metric}",
+        "",
+        table(headers, rows) if rows else "no trial has ended yet",
+    ]
+    best = view.best
+    if best is not None:
+        chosen = ", ".join(f"{k}={v}" for k, v in sorted(best.hyperparameters.items()))
+        lines += ["", f"best       {best.job_name}: {metric} {best.objective:.4g} ({chosen})"]
     return "\n".join(lines)

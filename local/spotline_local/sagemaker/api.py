@@ -1,9 +1,11 @@
-"""A local SageMaker: the training-job calls spotline makes, over the real JSON protocol.
+"""A local SageMaker: the training and tuning calls spotline makes, over the real JSON protocol.
 
 boto3 and the AWS CLI reach it through ``AWS_ENDPOINT_URL_SAGEMAKER``; the functions' code does not
 change. Requests are checked as the real front end checks them (botocore's model plus SageMaker's own
-rules), jobs run as local processes (:mod:`spotline_local.sagemaker.runner`) and every status change is
-put on the local EventBridge as a "SageMaker Training Job State Change" event.
+rules), jobs run as local processes (:mod:`spotline_local.sagemaker.runner`), tuning jobs run their
+trials as such jobs (:mod:`spotline_local.sagemaker.tuning`), and every status change is put on the
+local EventBridge as a "SageMaker Training Job State Change" or "SageMaker HyperParameter Tuning Job
+State Change" event.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 from spotline_local.faults import Fault, fault_for
 from spotline_local.sagemaker.jobs import TrainingJob
 from spotline_local.sagemaker.runner import JobRunner, RunnerSettings
+from spotline_local.sagemaker.tuning import TuningJob
 from spotline_local.sagemaker.validation import (
     ApiError,
     check_request,
     check_training_job_rules,
+    check_tuning_job_rules,
     validation_error,
 )
 
@@ -49,6 +53,7 @@ class LocalSageMaker:
         self.faults = list(faults or [])
         self.event_bus = event_bus
         self.jobs: dict[str, TrainingJob] = {}
+        self.tuning_jobs: dict[str, TuningJob] = {}
         self.threads: list[threading.Thread] = []
         self.runners: list[JobRunner] = []
         self._lock = threading.Lock()
@@ -61,6 +66,10 @@ class LocalSageMaker:
             "StopTrainingJob": self.stop_training_job,
             "ListTags": self.list_tags,
             "AddTags": self.add_tags,
+            "CreateHyperParameterTuningJob": self.create_hyper_parameter_tuning_job,
+            "DescribeHyperParameterTuningJob": self.describe_hyper_parameter_tuning_job,
+            "ListTrainingJobsForHyperParameterTuningJob": self.list_training_jobs_for_tuning_job,
+            "StopHyperParameterTuningJob": self.stop_hyper_parameter_tuning_job,
         }
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +82,14 @@ class LocalSageMaker:
     # -- operations --------------------------------------------------------------------------------
 
     def create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"TrainingJobArn": self._start_job(params).arn}
+
+    def _start_trial(self, params: dict[str, Any], tuning_job_arn: str) -> TrainingJob:
+        """A tuning job's trial: a training job that knows its tuning job (``TuningJobArn``)."""
+        check_request("CreateTrainingJob", params)
+        return self._start_job(params, tuning_job_arn=tuning_job_arn)
+
+    def _start_job(self, params: dict[str, Any], *, tuning_job_arn: str | None = None) -> TrainingJob:
         check_training_job_rules(params)
         name = params["TrainingJobName"]
         with self._lock:
@@ -84,6 +101,8 @@ class LocalSageMaker:
                     f"with this name already exists ({existing.arn})",
                 )
             job = TrainingJob(params, self._emit)
+            if tuning_job_arn is not None:
+                job.set_fields(TuningJobArn=tuning_job_arn)
             self.jobs[name] = job
         job.announce()
         runner = JobRunner(
@@ -96,7 +115,64 @@ class LocalSageMaker:
         self.runners.append(runner)
         self.threads.append(runner.start())
         log.info("training job %s created", name)
-        return {"TrainingJobArn": job.arn}
+        return job
+
+    def create_hyper_parameter_tuning_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["HyperParameterTuningJobName"]
+        check_tuning_job_rules(params)
+        parents = []
+        for parent in (params.get("WarmStartConfig") or {}).get("ParentHyperParameterTuningJobs") or []:
+            known = self.tuning_jobs.get(parent["HyperParameterTuningJobName"])
+            if known is None or not known.terminal:
+                parent_name = parent["HyperParameterTuningJobName"]
+                raise validation_error(f"Parent tuning job {parent_name} does not exist or has not ended.")
+            parents.append(known)
+        with self._lock:
+            existing = self.tuning_jobs.get(name)
+            if existing is not None:
+                raise ApiError("ResourceInUse", f"Hyperparameter tuning job {existing.arn} already exists.")
+            tuning = TuningJob(params, start_trial=self._start_trial, emit=self._emit, parents=parents)
+            self.tuning_jobs[name] = tuning
+        self.threads.append(tuning.start())
+        log.info("tuning job %s created", name)
+        return {"HyperParameterTuningJobArn": tuning.arn}
+
+    def _tuning_job(self, name: str) -> TuningJob:
+        tuning = self.tuning_jobs.get(name)
+        if tuning is None:
+            raise ApiError("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
+        return tuning
+
+    def describe_hyper_parameter_tuning_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._tuning_job(params["HyperParameterTuningJobName"]).describe()
+
+    def list_training_jobs_for_tuning_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        trials = self._tuning_job(params["HyperParameterTuningJobName"]).summaries()
+        if params.get("StatusEquals"):
+            trials = [t for t in trials if t["TrainingJobStatus"] == params["StatusEquals"]]
+        if params.get("SortBy") == "FinalObjectiveMetricValue":
+            trials = [t for t in trials if "FinalHyperParameterTuningJobObjectiveMetric" in t]
+            trials.sort(key=lambda t: t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+        else:
+            key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(
+                params.get("SortBy", ""), "CreationTime"
+            )
+            trials.sort(key=lambda t: t[key])
+        if params.get("SortOrder", "Descending") == "Descending":
+            trials.reverse()
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults", 10))
+        response: dict[str, Any] = {"TrainingJobSummaries": trials[start : start + size]}
+        if start + size < len(trials):
+            response["NextToken"] = str(start + size)
+        return response
+
+    def stop_hyper_parameter_tuning_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        tuning = self._tuning_job(params["HyperParameterTuningJobName"])
+        if tuning.status != "InProgress":
+            raise validation_error(f"The tuning job is in status {tuning.status} and cannot be stopped.")
+        tuning.request_stop()
+        return {}
 
     def _job(self, name: str, code: str = "ValidationException") -> TrainingJob:
         job = self.jobs.get(name)
@@ -144,8 +220,9 @@ class LocalSageMaker:
         job.stop_requested.set()
         return {}
 
-    def _job_by_arn(self, arn: str) -> TrainingJob:
-        for job in list(self.jobs.values()):
+    def _job_by_arn(self, arn: str) -> TrainingJob | TuningJob:
+        jobs: list[TrainingJob | TuningJob] = [*self.jobs.values(), *self.tuning_jobs.values()]
+        for job in jobs:
             if job.arn == arn:
                 return job
         raise validation_error(f"Resource {arn} not found.")
@@ -168,9 +245,9 @@ class LocalSageMaker:
             if response.get("FailedEntryCount"):
                 log.error("state-change event refused: %s", response["Entries"])
         except Exception:
-            log.exception(
-                "could not put the state-change event of %s", event["Detail"].get("TrainingJobName")
-            )
+            detail = event["Detail"]
+            name = detail.get("TrainingJobName") or detail.get("HyperParameterTuningJobName")
+            log.exception("could not put the state-change event of %s", name)
         for listener in list(self.listeners):
             listener(event)
 
@@ -184,6 +261,9 @@ class LocalSageMaker:
 
     def stop_all(self, grace_s: float = 30.0) -> None:
         """Stop every job (SIGTERM: each checkpoints and exits); kill what still runs after ``grace_s``."""
+        for tuning in list(self.tuning_jobs.values()):
+            if not tuning.terminal:
+                tuning.request_stop()
         for job in list(self.jobs.values()):
             if not job.terminal:
                 job.stop_requested.set()

@@ -137,3 +137,39 @@ def check_training_job_rules(request: Mapping[str, Any]) -> None:
     checkpoint = request.get("CheckpointConfig")
     if checkpoint is not None and not str(checkpoint.get("S3Uri", "")).startswith(("s3://", "https://")):
         raise validation_error("CheckpointConfig.S3Uri must be an S3 URI")
+
+
+def check_tuning_job_rules(request: Mapping[str, Any]) -> None:
+    """The CreateHyperParameterTuningJob rules that live in SageMaker's code rather than in its model
+    (the "Define Hyperparameter Ranges" and "Stop Training Jobs Early" pages); the trials' own
+    definition is checked as a CreateTrainingJob request when each trial starts."""
+    config = request["HyperParameterTuningJobConfig"]
+    strategy = config.get("Strategy")
+    ranges = config.get("ParameterRanges") or {}
+    numeric = [
+        *(ranges.get("IntegerParameterRanges") or []),
+        *(ranges.get("ContinuousParameterRanges") or []),
+    ]
+    limits = config.get("ResourceLimits") or {}
+    if strategy == "Grid" and numeric:
+        raise validation_error("The Grid search strategy supports only categorical parameter ranges.")
+    if strategy != "Grid" and "MaxNumberOfTrainingJobs" not in limits:
+        raise validation_error("MaxNumberOfTrainingJobs is required unless the strategy is Grid.")
+    if strategy == "Hyperband" and config.get("TrainingJobEarlyStoppingType") == "Auto":
+        raise validation_error("TrainingJobEarlyStoppingType must be Off with the Hyperband strategy.")
+    for item in numeric:
+        low, high = float(item["MinValue"]), float(item["MaxValue"])
+        if low > high:
+            raise validation_error(f"MinValue of {item['Name']} must not exceed its MaxValue.")
+        if item.get("ScalingType") == "Logarithmic" and low <= 0:
+            raise validation_error(f"Logarithmic scaling of {item['Name']} needs values greater than 0.")
+        if item.get("ScalingType") == "ReverseLogarithmic" and not (low >= 0 and high < 1):
+            raise validation_error(f"Reverse logarithmic scaling of {item['Name']} needs 0 <= x < 1.")
+    check_training_job_rules(config_as_training_job(request))
+
+
+def config_as_training_job(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a tuning job's TrainingJobDefinition that a CreateTrainingJob request shares."""
+    definition = request.get("TrainingJobDefinition") or {}
+    keys = ("StoppingCondition", "EnableManagedSpotTraining", "InputDataConfig", "CheckpointConfig")
+    return {k: definition[k] for k in keys if k in definition}
