@@ -52,5 +52,7 @@ source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format
 def promoted_sk(image: str | None) -> str:
     """The promoted model of spotline's image (``None``: the one inference uses), or of ``image``."""
     return PROMOTED_SK if image is None else f"{PROMOTED_SK}#{image}"
+
+
 trial_sk: Callable[[str], str] = (TRIAL_PREFIX + "{}").format
 tuning_job_pk: Callable[[str], str] = "TUNINGJOB#{}".format

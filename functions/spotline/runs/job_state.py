@@ -208,8 +208,9 @@ class JobStateFlow:
             describe = self.jobs.describe(change.job_name)
         except JobNotFound:
             return StateOutcome("ignored", reason="SageMaker does not know this job")
-        if describe.get("TuningJobArn"):
-            return self.trial_events.on_trial_ended(change, describe)
+        tuning_job_arn = describe.get("TuningJobArn") or change.tuning_job_arn
+        if tuning_job_arn:
+            return self.trial_events.on_trial_ended(change, {**describe, "TuningJobArn": tuning_job_arn})
         return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
 
     def _record_attempt(self, run: Run, attempt: int, describe: Mapping[str, Any], rule: Rule) -> Attempt:

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spotline.domain.settings import Settings
 from spotline.domain.naming import name_from_arn
+from spotline.domain.settings import Settings
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.models import Models, promotion_order
 from spotline.ledger.records import Promotion, Run
