@@ -8,6 +8,7 @@ synthetic dataset keep every job to a few seconds of CPU.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,19 @@ class E2E:
     def read(self, key: str) -> bytes:
         body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
+
+    def report(self, run_id: str) -> dict[str, Any]:
+        """The run's ``report.json`` once its settle has written it (the ledger says SUCCEEDED a
+        moment before the report lands)."""
+
+        def written() -> dict[str, Any] | None:
+            try:
+                found: dict[str, Any] = json.loads(self.read(f"runs/{run_id}/report.json"))
+            except self.client("s3").exceptions.NoSuchKey:
+                return None
+            return found if found.get("status") in TERMINAL else None
+
+        return wait_for(f"the report of run {run_id}", written)
 
     def curves(self, run_id: str) -> RunCurves:
         """The run's metrics file (synced from its checkpoints), read back as the report reads it."""

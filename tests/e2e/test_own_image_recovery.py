@@ -92,7 +92,7 @@ def test_the_example_image_is_interrupted_resumed_from_its_checkpoint_and_promot
     default = Models(e2e.table).promoted()
     assert default is None or default.run_id != run.run_id  # inference's model stays spotline's
 
-    report = json.loads(e2e.read(f"runs/{run.run_id}/report.json"))
+    report = e2e.report(run.run_id)
     assert report["status"] == "SUCCEEDED" and report["image"] == IMAGE and report["resumes"] is True
     assert report["results"]["promotion"]["gate"] == "passed"
     savings = report["savings"]

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from spotline_local import die_with_parent
 from spotline_local.faults import Fault
 from spotline_local.images import IMAGES_ENV, ImageCommand, LocalImages
@@ -362,7 +364,15 @@ class JobRunner:
             relative = key[len(prefix) :]
             if relative and not relative.endswith("/"):
                 path = self.checkpoint_dir / relative
-                self._download(bucket, key, path)
+                try:
+                    self._download(bucket, key, path)
+                except ClientError as e:
+                    # Listed, then gone: another job syncing the same location (the trials of a
+                    # tuning job share one) removed a checkpoint it rotated out. Nothing to restore.
+                    if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                        raise
+                    path.unlink(missing_ok=True)
+                    continue
                 stat = path.stat()
                 self._synced[relative] = (stat.st_size, stat.st_mtime_ns)
 
