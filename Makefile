@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 SAM_TOOLS := $(TOOLS)/sam
 SAM_STAMP := $(SAM_TOOLS)/.installed
+NOTEBOOK_TOOLS := $(TOOLS)/notebook
+NOTEBOOK_STAMP := $(NOTEBOOK_TOOLS)/.installed
 
-.PHONY: demo test lint typecheck template-check image-smoke unit setup clean bench gpu-check system-tools
+.PHONY: test-notebook demo test lint typecheck template-check image-smoke unit setup clean bench gpu-check system-tools
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,15 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_TOOLS)/bin/pip install --quiet --upgrade pip
 	$(SAM_TOOLS)/bin/pip install --quiet -r requirements-sam.txt
 	touch $(SAM_STAMP)
+
+# The notebook path's SageMaker SDK (spotline's `notebook` extra, pinned in requirements-notebook.txt)
+# pins its own dependency tree and is about 1 GB installed (3m40s to install here): a venv of its
+# own, used only by `make test-notebook`.
+$(NOTEBOOK_STAMP): requirements-notebook.txt
+	$(PYTHON) -m venv $(NOTEBOOK_TOOLS)
+	$(NOTEBOOK_TOOLS)/bin/pip install --quiet --upgrade pip
+	$(NOTEBOOK_TOOLS)/bin/pip install --quiet -r requirements-notebook.txt
+	touch $(NOTEBOOK_STAMP)
 
 # The report pages are tested in a real browser (Debian's chromium, driven by playwright) and
 # `spotline status --watch` in a real terminal (tmux). Installed with apt-get where missing (CI runs
@@ -57,6 +68,8 @@ template-check: $(STAMP) $(TOOLS_STAMP)
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f container/Dockerfile --framework dockerfile
 	$(VENV)/bin/hadolint container/Dockerfile
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download -f examples/numpy_trainer/Dockerfile --framework dockerfile
+	$(VENV)/bin/hadolint examples/numpy_trainer/Dockerfile
 
 # Where a Docker engine answers: build the image and check the torch it carries is the pinned one.
 # Elsewhere tests/container/test_gpu_check.py runs the entry point from exactly the files the image copies.
@@ -72,6 +85,11 @@ image-smoke:
 
 test: setup lint typecheck template-check image-smoke
 	$(VENV)/bin/pytest -q
+
+# The notebook cells of docs/notebook.md with the real SageMaker SDK against a local stack. Apart
+# from `make test` so that the SDK's install does not push it past its 10 minutes; CI runs both.
+test-notebook: $(STAMP) $(NOTEBOOK_STAMP)
+	SPOTLINE_NOTEBOOK_PYTHON=$(CURDIR)/$(NOTEBOOK_TOOLS)/bin/python $(VENV)/bin/pytest -q -n 0 tests/notebook
 
 demo: $(STAMP)
 	$(VENV)/bin/spotline demo

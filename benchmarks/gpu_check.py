@@ -59,7 +59,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from spotline.config import RunConfig, parse_run_config  # noqa: E402
-from spotline_container.checkpoint import CheckpointStore, atomic_write  # noqa: E402
+from spotline_container.checkpoint import CheckpointStore  # noqa: E402
 from spotline_container.data import CocoChannel, build_train_loader, load_coco_channel  # noqa: E402
 from spotline_container.distributed import (  # noqa: E402
     DistContext,
@@ -78,6 +78,7 @@ from spotline_container.sagemaker_tree import make_tree  # noqa: E402
 from spotline_container.synthetic import CLASSES, generate_dataset  # noqa: E402
 from spotline_container.train import build_trainer, save_model  # noqa: E402
 from spotline_container.trainer import Hook, Trainer  # noqa: E402
+from spotline_toolkit.checkpoints import atomic_write  # noqa: E402
 
 SCHEMA = 1
 BASE_YAML = "job: {channels: {train: datasets/rail/train}}\n"

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from spotline_container.env import SageMakerEnvironment
-from spotline_container.errors import SIGTERM_EXIT_CODE
+from spotline_toolkit.stopping import SIGTERM_EXIT_CODE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

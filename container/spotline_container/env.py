@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from spotline.config.tuning import TRIAL_CHECKPOINTS_ENV
+from spotline_toolkit.paths import JobPaths
 
-BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
-CHECKPOINT_DIR_ENV = "SPOTLINE_CHECKPOINT_DIR"
 ATTEMPT_ENV = "SPOTLINE_ATTEMPT"
-DEFAULT_BASE_DIR = "/opt/ml"
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 PLATFORM_HYPERPARAMETER_PREFIXES = ("_", "sagemaker_")
 
@@ -52,7 +50,8 @@ class SageMakerEnvironment:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SageMakerEnvironment:
         environ = os.environ if environ is None else environ
-        base = Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
+        paths = JobPaths.from_env(environ)
+        base = paths.base
         config = base / "input" / "config"
         raw_hps = _read_json(config / "hyperparameters.json", {})
         hps = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw_hps.items()}
@@ -60,7 +59,7 @@ class SageMakerEnvironment:
         resources = _read_json(config / "resourceconfig.json", {})
         hosts = tuple(resources.get("hosts") or ("algo-1",))
         current = str(resources.get("current_host") or hosts[0])
-        checkpoints = Path(environ.get(CHECKPOINT_DIR_ENV) or base / "checkpoints")
+        checkpoints = paths.checkpoints
         job_name = environ.get("TRAINING_JOB_NAME", "local")
         if environ.get(TRIAL_CHECKPOINTS_ENV) == "1":
             # A tuning trial: every trial gets the same checkpoint location, so each keeps its own
@@ -81,19 +80,19 @@ class SageMakerEnvironment:
         )
 
     @property
-    def data_dir(self) -> Path:
-        return self.base_dir / "input" / "data"
+    def paths(self) -> JobPaths:
+        return JobPaths(self.base_dir, self.checkpoint_dir)
 
     @property
     def model_dir(self) -> Path:
-        return self.base_dir / "model"
+        return self.paths.model
 
     @property
     def failure_file(self) -> Path:
-        return self.base_dir / "output" / "failure"
+        return self.paths.failure
 
     def channel_dir(self, name: str) -> Path:
-        return self.data_dir / name
+        return self.paths.channel(name)
 
     def has_channel(self, name: str) -> bool:
         """A channel SageMaker announced or, without inputdataconfig.json, a directory that exists."""

@@ -16,11 +16,11 @@ from spotline.metric_names import (
     TRAIN_THROUGHPUT,
     VAL_MAP,
     VAL_MAP50,
-    metric_line,
 )
 from spotline_container.checkpoint import CheckpointStore
 from spotline_container.metrics_file import MetricsFile
 from spotline_container.trainer import Hook
+from spotline_toolkit.metrics import metric_line
 
 log = logging.getLogger(__name__)
 metrics_log = logging.getLogger("spotline.metrics")

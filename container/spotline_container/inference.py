@@ -25,16 +25,16 @@ import torch
 from spotline.config import RunConfig
 from spotline.config.model import ModelSection
 from spotline.metric_names import INFER_THROUGHPUT
-from spotline_container.checkpoint import atomic_write
 from spotline_container.data import build_image_loader, list_images
 from spotline_container.distributed import DistContext, barrier, gather_to_main
 from spotline_container.env import SageMakerEnvironment
-from spotline_container.errors import Interrupted, UserError
 from spotline_container.hooks import emit
 from spotline_container.model import CenterNet, normalize
 from spotline_container.postprocess import decode, to_original
 from spotline_container.precision import autocast, check_amp
 from spotline_container.train import MODEL_FILE
+from spotline_toolkit.checkpoints import atomic_write, atomic_write_bytes
+from spotline_toolkit.failures import Interrupted, UserError
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,8 @@ def run_inference(
             should_stop=should_stop,
         )
         text = "".join(json.dumps(line) + "\n" for line in lines)
-        atomic_write(results, lambda f, t=text: f.write(t.encode()))
-        atomic_write(marker, lambda f, fp=fingerprint: f.write(f"{fp}\n".encode()))
+        atomic_write_bytes(results, text.encode())
+        atomic_write_bytes(marker, f"{fingerprint}\n".encode())
         emit(INFER_THROUGHPUT, (hi - lo) / max(time.perf_counter() - start, 1e-9), hi)
         log.info("shard %d (%d images) done", index, hi - lo)
     if done_before:
@@ -230,7 +230,7 @@ def run_inference(
             for i, text in shards.items():
                 path = work / f"shard-{i:05d}.jsonl"
                 if not path.is_file() or path.read_text() != text:
-                    atomic_write(path, lambda f, t=text: f.write(t.encode()))
+                    atomic_write_bytes(path, text.encode())
     summary: dict[str, Any] = {}
     if ctx.is_main:
         summary = _merge(work, len(starts), classes, env.model_dir, config)

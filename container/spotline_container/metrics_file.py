@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spotline.metric_names import ATTEMPT_INTERRUPTED, ATTEMPT_START, EVENTS, METRICS_FILE
-from spotline_container.checkpoint import atomic_write
+from spotline_toolkit.checkpoints import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from spotline_container.errors import UserError
+from spotline_toolkit.failures import UserError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -30,15 +30,12 @@ from spotline_container.distributed import (
     shutdown,
 )
 from spotline_container.env import SageMakerEnvironment
-from spotline_container.errors import SIGTERM_EXIT_CODE, Interrupted, UserError
-from spotline_container.signals import StopRequest
 from spotline_container.threads import THREADS_ENV
+from spotline_toolkit.failures import PLATFORM_ERROR, USER_ERROR, Interrupted, UserError, write_failure
+from spotline_toolkit.stopping import SIGTERM_EXIT_CODE, StopRequest
 
 log = logging.getLogger("spotline_container")
 
-USER_ERROR = "UserError"
-PLATFORM_ERROR = "PlatformError"
-MAX_FAILURE_CHARS = 1000  # SageMaker keeps about 1 KB of FailureReason
 CONFIG_SUFFIXES = (".yaml", ".yml")
 EMBEDDED_CONFIG = "config.yaml"
 
@@ -106,16 +103,6 @@ def resolve_config(env: SageMakerEnvironment) -> ResolvedConfig:
     if config.mode == "inference" and model_dir is None:
         model_dir = open_model_channel(env)
     return ResolvedConfig(config, document, model_dir)
-
-
-def write_failure(path: Path, kind: str, message: str) -> None:
-    text = f"{kind}: {message}"[:MAX_FAILURE_CHARS]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError:
-        log.exception("could not write the failure file %s", path)
-    log.error("%s", text)
 
 
 def run(env: SageMakerEnvironment, argv: list[str]) -> int:

@@ -14,18 +14,20 @@ import yaml
 from torch import nn
 
 from spotline.config import RunConfig
-from spotline_container.checkpoint import CheckpointStore, atomic_save, atomic_write
+from spotline_container.checkpoint import CheckpointStore
 from spotline_container.data import build_train_loader, load_coco_channel
 from spotline_container.distributed import DistContext, barrier
 from spotline_container.env import SageMakerEnvironment
-from spotline_container.errors import UserError
 from spotline_container.hooks import CheckpointHook, EvalHook, MetricsFileHook, MetricsHook
 from spotline_container.metrics_file import MetricsFile
 from spotline_container.model import CenterNet
 from spotline_container.precision import check_amp, grad_scaler
-from spotline_container.signals import StopRequest
 from spotline_container.solver import build_optimizer, build_scheduler
 from spotline_container.trainer import Hook, Trainer
+from spotline_toolkit.checkpoints import atomic_write
+from spotline_toolkit.failures import UserError
+from spotline_toolkit.stopping import StopRequest
+from spotline_toolkit.torch_state import torch_save
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def save_model(
         "classes": list(classes),
         "input_size": int(config_document.get("input", {}).get("size", 0)),
     }
-    atomic_save(payload, model_dir / MODEL_FILE)
+    torch_save(payload, model_dir / MODEL_FILE)
     text = yaml.safe_dump(config_document, sort_keys=False)
     atomic_write(model_dir / CONFIG_FILE, lambda f: f.write(text.encode()))
     atomic_write(model_dir / METRICS_FILE, lambda f: f.write(json.dumps(metrics, indent=2).encode()))

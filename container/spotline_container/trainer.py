@@ -11,11 +11,11 @@ from torch import nn
 from torch.profiler import record_function
 
 from spotline_container.distributed import DistContext, any_rank
-from spotline_container.errors import Interrupted
 from spotline_container.model import normalize
 from spotline_container.precision import autocast
-from spotline_container.signals import StopRequest
 from spotline_container.targets import centernet_loss
+from spotline_toolkit.failures import Interrupted
+from spotline_toolkit.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 

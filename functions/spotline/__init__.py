@@ -13,7 +13,8 @@ from a layer above, and never from a sibling flow (a test reads the imports and 
     ledger/                            DynamoDB: typed records, runs, batches, models, send-once notices
     adapters/                          the other AWS services (S3, SageMaker, SNS, EventBridge, SQS)
     domain/                            pure rules: states, names, events, classification, retry, cost
-    config/  metric_names.py           the config schema and metric lines, shared with the container
+    config/                            the config schema, shared with the container
+    metric_names.py                    the metric lines of spotline's image (the schema reads the names)
 
 Only ``adapters/`` and ``ledger/`` hold boto3 clients, and nothing imports boto3 at module level:
 the container copies ``config/`` and ``metric_names.py`` and nothing else.

@@ -1,7 +1,9 @@
 """The metric lines the container prints and the regexes SageMaker uses to read them.
 
-One definition for both sides: the container formats with :func:`metric_line`, the control
-plane sends :func:`metric_definitions` as ``AlgorithmSpecification.MetricDefinitions``.
+The line format is the container toolkit's (``spotline_toolkit.metrics``: ``#metric <name>=<value>
+step=<step>``), which any image may print; the control plane sends :func:`metric_definitions`,
+regexes of that format for spotline's image's names, as ``AlgorithmSpecification.MetricDefinitions``
+(tests/container/test_toolkit.py keeps the two in step).
 
 The container also keeps the same points as JSON records in :data:`METRICS_FILE` under its
 checkpoint directory, which SageMaker syncs to ``runs/<run-id>/checkpoints/`` while the job runs:
@@ -31,15 +33,6 @@ ATTEMPT_START = "attempt/start"
 ATTEMPT_INTERRUPTED = "attempt/interrupted"
 EVENTS = (ATTEMPT_START, ATTEMPT_INTERRUPTED)
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-
-def metric_line(name: str, value: float, step: int) -> str:
-    """``#metric train/loss=0.5123 step=120`` — the one format the regexes below read (whole
-    numbers in full: ``#metric train/iteration=1234567 step=1234567``)."""
-    if name not in ALL:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(ALL)}")
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else f"{value:.6g}"
-    return f"#metric {name}={text} step={step}"
 
 
 def metric_regex(name: str) -> str:

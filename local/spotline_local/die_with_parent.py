@@ -1,4 +1,5 @@
-"""``python -m spotline_local.die_with_parent PARENT_PID MODULE ARGS...``: run MODULE, ending with its parent.
+"""``python -m spotline_local.die_with_parent PARENT_PID MODULE ARGS...``: run MODULE, ending with its parent
+(``... PARENT_PID --exec COMMAND ARGS...``: the same for any command, which replaces this process).
 
 The local stack starts moto and every job's container through this. On Linux the process asks the
 kernel for SIGTERM when the thread that started it ends (``PR_SET_PDEATHSIG``), so even a stack that
@@ -16,6 +17,7 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+EXEC = "--exec"
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -31,6 +33,8 @@ def main(argv: list[str]) -> None:
     if len(argv) < 2:
         sys.exit("usage: python -m spotline_local.die_with_parent PARENT_PID MODULE [ARGS...]")
     die_with_parent(int(argv[0]))
+    if argv[1] == EXEC:
+        os.execvp(argv[2], argv[2:])  # noqa: S606 - the caller's own command line
     module, sys.argv = argv[1], [argv[1], *argv[2:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
@@ -38,6 +42,11 @@ def main(argv: list[str]) -> None:
 def command(module: str, *args: str) -> list[str]:
     """The argv that runs ``python -m module args...`` as a child that ends with this process."""
     return [sys.executable, "-m", __name__, str(os.getpid()), module, *args]
+
+
+def exec_command(argv: list[str]) -> list[str]:
+    """The argv that runs ``argv`` as a child that ends with this process (the request survives exec)."""
+    return [sys.executable, "-m", __name__, str(os.getpid()), EXEC, *argv]
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ the first rule whose ``job`` glob (and ``attempt``, if given) matches a new job 
 ```yaml
 faults:
   - job: "*-a01"                 # fnmatch glob on the training job name
-    kind: spot_interruption       # SIGTERM when the container reports this iteration
+    kind: spot_interruption       # SIGTERM when the container reports this iteration (step=N)...
     at_iteration: 40
+    # at_line: 'valid/accuracy='  # ...or prints a line this regex finds (any image's metric line)
+    # after_seconds: 30           # ...or has trained this long
     then: MaxWaitTimeExceeded     # job ends Stopped/MaxWaitTimeExceeded (or Interrupted);
                                   # "restart": SageMaker restarts the same job from its checkpoints
   - job: "*-a02"
@@ -46,6 +48,17 @@ class Fault:
     attempt: int | None = None
     at_iteration: int = 0
     then: str = "MaxWaitTimeExceeded"
+    at_line: str | None = None  # a regex: interrupt on the first output line it finds
+    after_seconds: float | None = None  # interrupt after this long in training
+
+    def __post_init__(self) -> None:
+        if self.at_line is not None:
+            try:
+                re.compile(self.at_line)
+            except re.error as e:
+                raise FaultsError(f"at_line {self.at_line!r}: {e}") from e
+        if self.after_seconds is not None and not 0 <= self.after_seconds < float("inf"):
+            raise FaultsError(f"after_seconds {self.after_seconds!r}: expected a finite number >= 0")
 
     def matches(self, job_name: str) -> bool:
         if not fnmatch.fnmatchcase(job_name, self.job):
@@ -71,6 +84,7 @@ def parse_faults(document: Any) -> list[Fault]:
         if then not in ENDINGS:
             raise FaultsError(f"faults[{i}].then: {then!r}, expected one of {', '.join(ENDINGS)}")
         attempt = entry.get("attempt")
+        at_line, after = entry.get("at_line"), entry.get("after_seconds")
         faults.append(
             Fault(
                 job=str(entry.get("job", "*")),
@@ -78,6 +92,8 @@ def parse_faults(document: Any) -> list[Fault]:
                 attempt=int(attempt) if attempt is not None else None,
                 at_iteration=int(entry.get("at_iteration", 0)),
                 then=then,
+                at_line=str(at_line) if at_line is not None else None,
+                after_seconds=float(after) if after is not None else None,
             )
         )
     return faults

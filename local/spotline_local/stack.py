@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from spotline.domain.settings import SPOT_MARKET
 from spotline_local.dispatch import Dispatcher
 from spotline_local.faults import Fault
+from spotline_local.images import LocalImages
 from spotline_local.moto_stack import FAKE_CREDENTIALS, Clients, MotoServer
 from spotline_local.owned_folder import OwnedFolder, claim
 from spotline_local.provision import Provisioned, Provisioner
@@ -48,6 +50,7 @@ class StackOptions:
     stack_name: str = "spotline-local"
     parameters: dict[str, Any] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    images: LocalImages = field(default_factory=LocalImages)  # images of your own -> local commands
     schedule_period_s: float | None = 10.0  # the closer's "rate(1 minute)", shortened
     retry_delay_s: float = 1.0
     spot_discount: float = 0.7
@@ -147,7 +150,7 @@ class LocalStack:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.moto.start()
         template_path = self.options.template or find_template()
-        parameters = {"ImageUri": LOCAL_IMAGE_URI, **self.options.parameters}
+        parameters = {"ImageUri": LOCAL_IMAGE_URI, **self._allowed_images(), **self.options.parameters}
         resolver = Resolver(
             load_template(template_path), self.options.stack_name, self.moto.endpoint, parameters
         )
@@ -157,6 +160,8 @@ class LocalStack:
             spot_discount=self.options.spot_discount,
             phase_delay_s=self.options.phase_delay_s,
             torch_threads=self.options.torch_threads,
+            own_image=str(parameters["ImageUri"]),
+            images=self.options.images,
             max_concurrent_jobs=self.options.max_concurrent_jobs,
         )
         self.sagemaker = LocalSageMaker(
@@ -171,8 +176,14 @@ class LocalStack:
         self.sagemaker_server.start()
         self.clients.overrides["sagemaker"] = self.sagemaker_server.endpoint
         if "SPOTLINE_TOPIC_ARN" in self.function_env:  # a template of spotline's (tests use others too)
+            self._create_execution_role()
             self._observe_alerts()
             self._write_state()
+
+    def _allowed_images(self) -> dict[str, str]:
+        """The images the local images file maps are the ones this stack allows (its local "ECR")."""
+        repositories = self.options.images.allowed_repositories()
+        return {"AllowedImages": ",".join(repositories)} if repositories else {}
 
     def start_functions(self) -> None:
         """The dispatcher: from now on rules, queues and schedules invoke the functions."""
@@ -279,6 +290,26 @@ class LocalStack:
             SPOT_MARKET: "emulated",  # the local SageMaker's Spot: reports say their figures are not AWS's
         }
 
+    def _create_execution_role(self) -> None:
+        """The SageMaker execution role, in moto's IAM: what the SDK path names and may look up."""
+        arn = self.function_env.get("SPOTLINE_EXECUTION_ROLE_ARN", "")
+        name = arn.rsplit("/", 1)[-1]
+        if not name:
+            return
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sagemaker.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        iam = self.clients("iam")
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+
     def _observe_alerts(self) -> None:
         sqs, sns = self.clients("sqs"), self.clients("sns")
         url = sqs.create_queue(QueueName=OBSERVER_QUEUE)["QueueUrl"]
@@ -294,7 +325,7 @@ class LocalStack:
             "topic_arn": self.topic_arn,
             "workdir": str(self.workdir),
             "pid": os.getpid(),
-            "function_env": self.function_env,  # the functions' settings, for the CLI's own flows
+            "function_env": self.function_env,  # the functions' settings: the CLI's flows, spotline.notebook
         }
         (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=2))
         remember_running(self.workdir)

@@ -260,7 +260,7 @@ def test_the_image_file_set_trains_on_its_own(tmp_path: Path, channels: dict[str
                     into.mkdir(parents=True, exist_ok=True)
                     shutil.copy(src, into / src.name if dest.endswith("/") else target)
                 copied.append(source)
-    assert "container/spotline_container/" in copied
+    assert {"container/spotline_container/", "container/spotline_toolkit/"} <= set(copied)
     assert entrypoint[:1] == ["python"]
     hooks = tmp_path / "hooks"
     hooks.mkdir()

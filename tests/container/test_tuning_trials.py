@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from spotline.config.tuning import TRIAL_CHECKPOINTS_ENV
-from spotline_container.env import CHECKPOINT_DIR_ENV, SageMakerEnvironment
+from spotline_container.env import SageMakerEnvironment
+from spotline_toolkit.paths import CHECKPOINT_ENV
 
 
 def _checkpoints(tmp_path: Path, job_name: str, *, trial: bool = True) -> Path:
     environ = {
         "SAGEMAKER_BASE_DIR": str(tmp_path),
-        CHECKPOINT_DIR_ENV: str(tmp_path / "checkpoints"),
+        CHECKPOINT_ENV: str(tmp_path / "checkpoints"),
         "TRAINING_JOB_NAME": job_name,
     }
     if trial:

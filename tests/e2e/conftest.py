@@ -8,6 +8,7 @@ synthetic dataset keep every job to a few seconds of CPU.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,18 @@ from spotline.ledger.table import LedgerTable
 from spotline.metric_names import METRICS_FILE
 from spotline.reports.metrics import RunCurves, parse_metrics
 from spotline_local.faults import Fault
+from spotline_local.images import load_images
 from spotline_local.progress import Stalled, wait_for_progress
 from spotline_local.stack import LocalStack, StackOptions
+from tests.support.local_stack import running_stack
 
 T = TypeVar("T")
 STALL_S = 120.0  # a wait fails when nothing in the stack moved this long
 DATASET_PREFIX = "datasets/e2e"
 INTERRUPT_AT = 10
+# The NumPy example image (examples/numpy_trainer), run by the command its images file names.
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "numpy_trainer"
+GEOMETRY_INTERRUPT_LINE = r"^#metric train/loss=\S+ step=12$"  # interrupted by one of its metric lines
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "REJECTED")
 
 TRAIN_CONFIG = """
@@ -62,6 +68,7 @@ FAULTS = [
     Fault(job="spotline-e2e-cli-*", kind="capacity_error"),  # e2e-cli.yaml, e2e-cli-submit.yaml
     Fault(job="validation-*", kind="capacity_error"),
     Fault(job="probe-internal", kind="internal_error"),
+    Fault(job="spotline-e2e-geometry-*-a01", kind="spot_interruption", at_line=GEOMETRY_INTERRUPT_LINE),
 ]
 
 
@@ -103,6 +110,19 @@ class E2E:
     def read(self, key: str) -> bytes:
         body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
+
+    def report(self, run_id: str) -> dict[str, Any]:
+        """The run's ``report.json`` once its settle has written it (the ledger says SUCCEEDED a
+        moment before the report lands)."""
+
+        def written() -> dict[str, Any] | None:
+            try:
+                found: dict[str, Any] = json.loads(self.read(f"runs/{run_id}/report.json"))
+            except self.client("s3").exceptions.NoSuchKey:
+                return None
+            return found if found.get("status") in TERMINAL else None
+
+        return wait_for(f"the report of run {run_id}", written)
 
     def curves(self, run_id: str) -> RunCurves:
         """The run's metrics file (synced from its checkpoints), read back as the report reads it."""
@@ -154,27 +174,19 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     options = StackOptions(
         workdir=tmp_path_factory.mktemp("local-stack"),
         faults=FAULTS,
+        images=load_images(EXAMPLE / "local-images.yaml"),
         schedule_period_s=1.0,
         retry_delay_s=0.2,
         phase_delay_s=0.1,
         max_concurrent_jobs=2,  # each job gets its share of the cores free when it starts
     )
-    stack = LocalStack(options)
-    stack.start_services()
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in stack.environment().items():
-                mp.setenv(name, value)
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-                mp.delenv(name, raising=False)
-            stack.start_functions()
-            RUNNING.append(stack)
-            table = LedgerTable(stack.table, stack.clients("dynamodb"))
+    with running_stack(options) as stack:
+        RUNNING.append(stack)
+        table = LedgerTable(stack.table, stack.clients("dynamodb"))
+        try:
             yield E2E(stack, RunLedger(table), table)
+        finally:
             RUNNING.remove(stack)
-            stack.stop()
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="package")

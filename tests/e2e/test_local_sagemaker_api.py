@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from spotline_local.stack import LOCAL_IMAGE_URI
 from tests.e2e.conftest import E2E, TRAIN_CONFIG, wait_for
 
 pytestmark = pytest.mark.slow
@@ -17,7 +18,7 @@ def request(name: str, e2e: E2E) -> dict[str, Any]:
     return {
         "TrainingJobName": name,
         "AlgorithmSpecification": {
-            "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1",
+            "TrainingImage": LOCAL_IMAGE_URI,  # the stack's image: spotline's container
             "TrainingInputMode": "File",
         },
         "RoleArn": "arn:aws:iam::123456789012:role/spotline-local-ExecutionRole",
@@ -198,3 +199,16 @@ def test_an_internal_error_fails_the_job_as_sagemaker_says_it(e2e: E2E) -> None:
     e2e.client("sagemaker").create_training_job(**request("probe-internal", e2e))
     failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-internal", "Failed"))
     assert failed["FailureReason"].startswith("InternalServerError:")
+
+
+def test_an_image_it_has_no_command_for_fails_as_an_image_sagemaker_cannot_pull(
+    e2e: E2E, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no container engine either
+    params = request("probe-unknown-image", e2e)
+    params["AlgorithmSpecification"]["TrainingImage"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"
+    e2e.client("sagemaker").create_training_job(**params)
+    failed = wait_for("the job to fail", lambda: status_of(e2e, "probe-unknown-image", "Failed"), 60)
+    assert failed["FailureReason"].startswith("ClientError: the local SageMaker has no command for image")
+    assert "SPOTLINE_LOCAL_IMAGES" in failed["FailureReason"]
+    assert failed["BillableTimeInSeconds"] == 0

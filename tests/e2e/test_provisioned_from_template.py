@@ -20,7 +20,11 @@ def resolver(e2e: E2E) -> Resolver:
         load_template(find_template()),
         e2e.stack.options.stack_name,
         e2e.stack.moto.endpoint,
-        {"ImageUri": LOCAL_IMAGE_URI},
+        {
+            "ImageUri": LOCAL_IMAGE_URI,
+            # the images the stack's images file maps (the example's) are the ones it allows
+            "AllowedImages": ",".join(e2e.stack.options.images.allowed_repositories()),
+        },
     )
 
 

@@ -110,7 +110,7 @@ def test_the_run_page_shows_both_attempts_the_interruption_and_the_savings(
     wait_for("the run's page", lambda: key in e2e.keys(key) or None)
     head = e2e.client("s3").head_object(Bucket=e2e.bucket, Key=key)
     assert head["ContentType"] == PAGE_CONTENT_TYPE
-    report = json.loads(e2e.read(f"runs/{trained_run.run_id}/report.json"))
+    report = e2e.report(trained_run.run_id)
     curves = e2e.curves(trained_run.run_id)
     (stop,) = curves.interruptions
     assert stop.step >= INTERRUPT_AT

@@ -47,7 +47,7 @@ def test_the_report_shows_where_each_attempt_started_and_ended(e2e: E2E, trained
     # job-state function read the pointer after each attempt.
     prefix = f"runs/{trained_run.run_id}/checkpoints/"
     assert e2e.read(prefix + "latest").decode().strip() == "model_00000060.pt"
-    first, second = json.loads(e2e.read(f"runs/{trained_run.run_id}/report.json"))["attempts"]
+    first, second = e2e.report(trained_run.run_id)["attempts"]
     assert first["start_iteration"] == 0
     assert first["end_iteration"] >= INTERRUPT_AT  # the checkpoint written on SIGTERM reached S3
     assert first["reached_iteration"] == first["end_iteration"]  # so the interruption lost nothing

@@ -55,7 +55,7 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
 ) -> None:
     e2e.put(KEY, TUNING_CONFIG)
     started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(KEY))
-    assert started.kind == RunKind.TUNING
+    assert started.kind == RunKind.TUNING, (started.status, started.reason, started.errors)
     run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED", run.reason
     (tuning_job,) = run.tuning_jobs
@@ -102,7 +102,7 @@ def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
     assert all(t.status == "COMPLETED" and t.billable_s <= t.training_s for t in trials)
     best = min(trials, key=lambda t: t.objective if t.objective is not None else math.inf)
     assert described["BestTrainingJob"]["TrainingJobName"] == best.job_name
-    report = json.loads(e2e.read(f"runs/{run.run_id}/report.json"))
+    report = e2e.report(run.run_id)
     assert report["results"]["tuning"]["best_trial"]["job_name"] == best.job_name
     assert report["results"]["promotion"]["promoted"] is True
     assert sorted(t["job_name"] for t in report["trials"]) == sorted(jobs)
@@ -167,7 +167,7 @@ def test_a_trial_lost_to_spot_capacity_is_run_again_in_one_warm_started_follow_u
     assert sorted((t.tuning_job, t.status.value) for t in trials) == sorted(
         [(first, "COMPLETED"), (first, "LOST_TO_SPOT"), (follow_up, "COMPLETED")]
     )
-    report = json.loads(e2e.read(f"runs/{run.run_id}/report.json"))
+    report = e2e.report(run.run_id)
     assert report["results"]["tuning"]["lost_to_spot"] == 1
     assert f"ran again in the follow-up {follow_up}" in report["results"]["tuning"]["shortfall"]
 

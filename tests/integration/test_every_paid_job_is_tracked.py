@@ -18,7 +18,7 @@ from spotline.domain.states import RunStatus
 from spotline.runs.first_attempt import LAUNCH_LEASE_SECONDS
 from spotline.wiring import Wiring
 from tests.support.aws_account import BUCKET, IMAGE_URI, ROLE_ARN, Account
-from tests.support.recovery import INTERRUPTED, Recovery, inbox_by_status, job, rail_config
+from tests.support.recovery import INTERRUPTED, Recovery, inbox_by_status, job, rail_config, train_channels
 
 
 class _DiesAfterCreate:
@@ -77,18 +77,7 @@ def _create_job_behind_the_ledger(account: Account, run_id: str, *, attempt: int
         TrainingJobName=name,
         AlgorithmSpecification={"TrainingImage": IMAGE_URI, "TrainingInputMode": "File"},
         RoleArn=ROLE_ARN,
-        InputDataConfig=[
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{BUCKET}/datasets/rail/train/",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-        ],
+        InputDataConfig=train_channels(),
         OutputDataConfig={"S3OutputPath": layout.output_uri(BUCKET, run_id)},
         ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
         StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},

@@ -56,6 +56,9 @@ def test_job_state_handler_on_sample_events(
     end_job(name, status, secondary, reason, training_s=600, billable_s=200, metrics={"val/mAP50": 0.7})
     event = load_event(sample)
     event["detail"]["TrainingJobName"] = name
+    if event["detail"]["Tags"]:  # the job's own tags, as SageMaker sends them (a list in some shapes)
+        tags = {"spotline:run-id": run_id, "spotline:attempt": "1", "spotline:kind": "training"}
+        event["detail"]["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     module = handler_module("job_state")
     result = module.handler(event, _Context())
     assert result["action"] == action

@@ -560,6 +560,27 @@ def test_job_state_rule_ignores_running_jobs_and_other_peoples_jobs(stack: Stack
     assert not _matches(renamed, "JobStateRule", load_event("sagemaker_job_completed"))
 
 
+@pytest.mark.parametrize(
+    ("tags", "seen"),
+    [
+        ({"spotline:run-id": "rail-0123456789ab", "spotline:attempt": "1"}, True),
+        ({"spotline:adopt": "true", "team": "rail"}, True),
+        ({"spotline:adopt": "false"}, False),
+        ({"team": "rail"}, False),
+        ({}, False),
+    ],
+)
+def test_job_state_rule_sees_jobs_of_any_name_that_carry_spotline_tags(
+    stack: Stack, tags: dict[str, str], seen: bool
+) -> None:
+    event = load_event("sagemaker_job_completed")
+    event["detail"]["TrainingJobName"] = "rail-legacy-2026-11-27-01-02-03-456"  # the SDK's name
+    event["detail"]["Tags"] = tags
+    assert _matches(stack, "JobStateRule", event) is seen
+    event["detail"]["TrainingJobStatus"] = "InProgress"
+    assert not _matches(stack, "JobStateRule", event)
+
+
 def test_job_state_rule_hears_the_trials_that_spotlines_tuning_jobs_start(stack: Stack) -> None:
     """The tuner names a trial <tuning job name>-<NNN>-<8 hex>: it carries the prefix."""
     trial = load_event("sagemaker_job_completed")
@@ -788,7 +809,8 @@ def test_functions_read_only_the_prefixes_they_act_on(stack: Stack) -> None:
     assert can_read == {
         "LaunchFunction": {"configs/"},
         "ConfigDeletedFunction": {"configs/"},  # HeadObject: the object the deleted key holds now
-        "JobStateFunction": {"inference/"},  # the source images of an inference batch's previews
+        # the source images of an inference batch's previews; the config an adopted job names
+        "JobStateFunction": {"inference/", "adopt/"},
         "TuningStateFunction": set(),
         # a part whose relaunch is refused settles its batch: the previews' source images
         "RelaunchFunction": {"inference/"},
@@ -853,6 +875,16 @@ def test_execution_role_pulls_only_the_images_repository(image_uri: str, reposit
     assert pull["Resource"] == f"arn:aws:ecr:{region}:{account}:repository/{repository}"
 
 
+def test_execution_role_pulls_the_allowed_images_too_and_functions_know_them() -> None:
+    allowed = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/rail-*,arn:aws:ecr:*:{ACCOUNT}:repository/team/x"
+    stack = Stack({"ImageUri": IMAGE_URI, "AllowedImages": allowed})
+    (pull,) = [s for s in stack.statements("ExecutionRole") if "ecr:BatchGetImage" in _as_list(s["Action"])]
+    assert pull["Resource"] == [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/spotline", *allowed.split(",")]
+    assert {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} <= set(_as_list(pull["Action"]))
+    env = stack.resolve(stack.template["Globals"]["Function"]["Environment"]["Variables"])
+    assert Settings.from_env(env).allowed_images == tuple(allowed.split(","))
+
+
 def test_pass_role_is_limited_to_the_execution_role_and_sagemaker(stack: Stack) -> None:
     passers = set()
     for role_id in _all_role_ids(stack):
@@ -875,11 +907,21 @@ def test_functions_create_only_jobs_named_with_the_prefix(prefix: str) -> None:
     stack = Stack({"ImageUri": IMAGE_URI, "JobNamePrefix": prefix})
     jobs = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
     allowed = {f"{jobs}training-job/{prefix}-*", f"{jobs}hyper-parameter-tuning-job/{prefix}-*"}
+    any_job = f"{jobs}training-job/*"
+    tag_conditions = [
+        {"Null": {"aws:ResourceTag/spotline:run-id": "false"}},
+        {"StringEquals": {"aws:ResourceTag/spotline:adopt": "true"}},
+    ]
     roles = _function_roles(stack)
     for role_id in roles.values():
         for s in stack.statements(role_id):
-            if any(a.startswith("sagemaker:") or a == "*" for a in _as_list(s["Action"])):
-                assert set(_as_list(s["Resource"])) <= allowed, f"{role_id}: {s['Resource']}"
+            if not any(a.startswith("sagemaker:") or a == "*" for a in _as_list(s["Action"])):
+                continue
+            if _as_list(s["Resource"]) == [any_job]:  # jobs named elsewhere: read, and only if tagged
+                assert set(_as_list(s["Action"])) == {"sagemaker:DescribeTrainingJob", "sagemaker:ListTags"}
+                assert s["Condition"] in tag_conditions, f"{role_id}: {s.get('Condition')}"
+                continue
+            assert set(_as_list(s["Resource"])) <= allowed, f"{role_id}: {s['Resource']}"
     launch = stack.statements(roles["LaunchFunction"])
     assert _allows(
         launch, "sagemaker:CreateTrainingJob", f"{jobs}training-job/{prefix}-rail-0123456789ab-a01"

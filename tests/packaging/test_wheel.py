@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 SOURCE_PACKAGES = {
     "spotline": Path("functions/spotline"),
     "spotline_container": Path("container/spotline_container"),
+    "spotline_toolkit": Path("container/spotline_toolkit"),
     "spotline_local": Path("local/spotline_local"),
 }
 SHIPPED_SUFFIXES = (".py", ".yaml")  # modules and package data (configs)

@@ -67,6 +67,16 @@ class Clock:
         return self.now
 
 
+def train_channels() -> list[dict[str, Any]]:
+    """The InputDataConfig of a job created outside the launch function (the rail training data)."""
+    source = {
+        "S3DataType": "S3Prefix",
+        "S3Uri": f"s3://{BUCKET}/datasets/rail/train/",
+        "S3DataDistributionType": "FullyReplicated",
+    }
+    return [{"ChannelName": "train", "DataSource": {"S3DataSource": source}}]
+
+
 def end_job(
     name: str,
     status: str,

@@ -3,7 +3,9 @@
 Every ``import`` is counted, wherever it is (module level, inside a function, under
 ``TYPE_CHECKING``): a circle hidden in a function is still a circle. The layers are the ones
 ``functions/spotline/__init__.py`` draws; the container may import only the config schema and
-the metric names (the only control-plane code its image copies).
+the metric names (the only control-plane code its image copies); the container toolkit, which
+any image copies alone, imports nothing of ours but itself and nothing beyond the standard library
+(torch only inside the functions of ``torch_state``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ SOURCES = {
     "spotline": ROOT / "functions" / "spotline",
     "handlers": ROOT / "functions" / "handlers",
     "spotline_container": ROOT / "container" / "spotline_container",
+    "spotline_toolkit": ROOT / "container" / "spotline_toolkit",
     "spotline_local": ROOT / "local" / "spotline_local",
 }
 # spotline's folders, bottom to top; folders of one rank may not import each other.
@@ -40,8 +43,11 @@ RANKS = {
     "spotline.training": 6,
     "spotline.inference": 6,
     "spotline.wiring": 7,
+    # The notebook path launches and follows a run from outside the functions, on their wiring.
+    "spotline.notebook": 8,
 }
 CONTAINER_MAY_IMPORT = ("spotline.config", "spotline.metric_names")
+TOOLKIT = "spotline_toolkit"
 
 Graph = Mapping[str, set[str]]
 
@@ -128,6 +134,10 @@ def layer_violations(graph: Graph) -> list[str]:
     problems = []
     for module, targets in sorted(graph.items()):
         for target in sorted(targets):
+            if module.startswith(TOOLKIT):
+                if not target.startswith(TOOLKIT):
+                    problems.append(f"{module} -> {target}: the toolkit is copied alone into any image")
+                continue
             if module.startswith("spotline_container"):
                 if target.startswith("spotline.") and not target.startswith(CONTAINER_MAY_IMPORT):
                     problems.append(
@@ -180,6 +190,9 @@ def test_nothing_but_the_adapters_and_the_ledger_imports_boto3() -> None:
         ({"spotline.training.x": {"spotline.inference.y"}, "spotline.inference.y": set()}, [], 1),
         ({"spotline_container.x": {"spotline.domain.y"}, "spotline.domain.y": set()}, [], 1),
         ({"spotline.runs.x": {"spotline.domain.y"}, "spotline.domain.y": set()}, [], 0),
+        ({"spotline_toolkit.x": {"spotline.metric_names"}, "spotline.metric_names": set()}, [], 1),
+        ({"spotline_toolkit.x": {"spotline_container.y"}, "spotline_container.y": set()}, [], 1),
+        ({"spotline_container.x": {"spotline_toolkit.y"}, "spotline_toolkit.y": set()}, [], 0),
     ],
 )
 def test_the_checks_see_what_they_are_for(
@@ -187,3 +200,23 @@ def test_the_checks_see_what_they_are_for(
 ) -> None:
     assert cycles(graph) == expected_cycles
     assert len(layer_violations(graph)) == expected_violations
+
+
+def test_the_toolkit_needs_nothing_beyond_the_standard_library() -> None:
+    """An image of any framework copies it alone: module-level imports are the standard library's
+    or the toolkit's own; torch is imported only inside the functions that use it."""
+    import sys
+
+    outside = {}
+    for path in SOURCES[TOOLKIT].rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            for top in (n.split(".")[0] for n in names):
+                if top not in sys.stdlib_module_names and top not in (TOOLKIT, "__future__"):
+                    outside[path.name] = top
+    assert outside == {}

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from spotline.config.root import RunConfig, ValidationContext, apply_overrides, parse_run_config
+from spotline.config.root import (
+    RunConfig,
+    ValidationContext,
+    apply_overrides,
+    as_text,
+    parse_run_config,
+    run_metric_names,
+)
 from spotline.config.schema import ConfigError, Issue
 
-__all__ = ["ConfigError", "Issue", "RunConfig", "ValidationContext", "apply_overrides", "parse_run_config"]
+__all__ = [
+    "ConfigError",
+    "Issue",
+    "RunConfig",
+    "ValidationContext",
+    "apply_overrides",
+    "as_text",
+    "parse_run_config",
+    "run_metric_names",
+]

@@ -39,7 +39,11 @@ class Duration(int):
 
 
 class Scalar:
-    """The hint of a plain YAML value: text, a number or true/false (a categorical choice)."""
+    """A field hint: one plain value, text, a number or true/false (kept as it was written).
+
+    What a foreign image is handed (SageMaker hyperparameters and environment values are text;
+    :func:`spotline.config.loader.dump_yaml_value` writes the others), and a tuning range's
+    categorical choice."""
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ class TrainingJobStateChange:
     secondary_status: str
     failure_reason: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    tuning_job_arn: str = ""  # a trial of a hyperparameter tuning job (which the tuner launched)
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -173,6 +174,7 @@ def parse_training_job_state_change(event: Mapping[str, Any]) -> TrainingJobStat
         secondary_status=str(detail.get("SecondaryStatus") or ""),
         failure_reason=str(detail.get("FailureReason") or ""),
         tags=parse_tags(detail.get("Tags")),
+        tuning_job_arn=str(detail.get("TuningJobArn") or ""),
     )
 
 

@@ -1,8 +1,9 @@
 """The drop bucket's layout: which prefixes users write and which spotline writes.
 
-Users write ``configs/``, ``datasets/`` and ``inference/``; spotline writes only under ``runs/``
-and ``results/`` (the promoted model is a ledger record, not an object). Nothing spotline writes
-can therefore trigger it again.
+Users write ``configs/``, ``datasets/``, ``inference/`` and ``adopt/`` (configs of jobs launched
+elsewhere that ask spotline to adopt them: no rule watches it); spotline writes only under
+``runs/`` and ``results/`` (the promoted model is a ledger record, not an object). Nothing spotline
+writes can therefore trigger it again.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import difflib
 CONFIGS = "configs/"
 DATASETS = "datasets/"
 INFERENCE = "inference/"
+ADOPT = "adopt/"
 RUNS = "runs/"
 RESULTS = "results/"
-USER_PREFIXES = (CONFIGS, DATASETS, INFERENCE)
+USER_PREFIXES = (CONFIGS, DATASETS, INFERENCE, ADOPT)
 SPOTLINE_PREFIXES = (RUNS, RESULTS)
 CONFIG_SUFFIXES = (".yaml", ".yml")
 MAX_KEY_BYTES = 1024

@@ -36,6 +36,13 @@ def run_id_for_object(bucket: str, key: str, version_or_etag: str, *, kind: str 
     return f"{slugify(stem)}-{digest[:_HASH_LEN]}"
 
 
+def run_id_for_job(job_name: str) -> str:
+    """``<slug of the job name>-<12 hex>``: the run of a job spotline adopts (launched elsewhere, under
+    a name of its launcher's choosing, timestamp suffix and all): the same job always gives the same run."""
+    digest = hashlib.sha256(f"adopted\x00{job_name}".encode()).hexdigest()
+    return f"{slugify(job_name)}-{digest[:_HASH_LEN]}"
+
+
 def job_name(prefix: str, run_id: str, attempt: int) -> str:
     """``<prefix>-<run id>-aNN``; at most 63 characters and SageMaker's name pattern."""
     if not JOB_PREFIX.fullmatch(prefix):

@@ -6,6 +6,7 @@ or re-validate the user's file.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ class RunPolicy:
     instance_count: int
     promote_metric: str | None = None
     promote_min: float | None = None
+    # A relaunched attempt continues from the run's checkpoints; False: an image of your own that
+    # does not resume, so every relaunch starts over (and the work of an interrupted attempt is lost).
+    resumes: bool = True
     # A tuning run: how its trials are judged, and whether trials lost to Spot are run again.
     objective_metric: str | None = None
     objective_goal: str | None = None
@@ -49,10 +53,12 @@ class RunPolicy:
             instance_count=job.instance_count,
             promote_metric=config.promote.metric if config.promote else None,
             promote_min=config.promote.min if config.promote else None,
+            resumes=job.resumes,
             objective_metric=config.tuning.objective.metric if config.tuning else None,
             objective_goal=config.tuning.objective.goal if config.tuning else None,
             follow_up_lost_trials=bool(config.tuning and config.tuning.follow_up_lost_trials),
-            checkpoint_period_s=round(config.checkpoint.period_minutes * 60),
+            # spotline's image checkpoints by its checkpoint section; an image of your own, as it does
+            checkpoint_period_s=(round(config.checkpoint.period_minutes * 60) if job.image is None else None),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -60,7 +66,11 @@ class RunPolicy:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> RunPolicy:
-        data: dict[str, Any] = {k: item.get(k) for k in cls.__dataclass_fields__}
+        data: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if item.get(name) is not None or f.default is dataclasses.MISSING:
+                data[name] = item.get(name)
         data["ladder"] = tuple(data["ladder"])
-        data["follow_up_lost_trials"] = bool(data["follow_up_lost_trials"])
-        return cls(**data)
+        if "follow_up_lost_trials" in data:
+            data["follow_up_lost_trials"] = bool(data["follow_up_lost_trials"])
+        return cls(**data)  # a field an older record lacks takes its default

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from spotline.config import RunConfig
+from spotline.config import RunConfig, as_text
+from spotline.config.images import image_allowed
+from spotline.config.job import CONFIG_CHANNEL
 from spotline.config.root import resolve_channel_uri
 from spotline.domain import layout
 from spotline.domain.instances import has_local_storage
@@ -22,11 +24,14 @@ from spotline.domain.settings import Settings
 from spotline.metric_names import metric_definitions
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
-CONFIG_CHANNEL = "config"
 TAG_RUN_ID = "spotline:run-id"
 TAG_ATTEMPT = "spotline:attempt"
 TAG_SOURCE_KEY = "spotline:source-key"
 TAG_KIND = "spotline:kind"
+# A job launched elsewhere (the SageMaker SDK, boto3) that asks to be spotline's: ``true``; with an
+# optional spotline config for its recovery policy, named by its key under adopt/ in the drop bucket.
+TAG_ADOPT = "spotline:adopt"
+TAG_CONFIG = "spotline:config"
 # SageMaker's RetryStrategy re-runs a job on InternalServerError without our involvement.
 INTERNAL_RETRIES = 2
 
@@ -35,6 +40,26 @@ def tag_value(text: str) -> str:
     """Tag values: letters of any script, digits, spaces and ``_ . : / = + - @``; 256 characters."""
     allowed = set("_.:/=+-@ ")
     return "".join(c if c.isalnum() or c in allowed else "_" for c in text)[:256]
+
+
+@dataclass(frozen=True)
+class JobImage:
+    """What runs: the image (None: the stack's), the metrics SageMaker reads from its log, its
+    environment. Spotline's image by default."""
+
+    uri: str | None = None
+    metric_definitions: tuple[Mapping[str, str], ...] = tuple(metric_definitions())
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: RunConfig) -> JobImage:
+        """The image of ``config``: its ``job.image`` with the regexes of ``job.metrics``, or ours."""
+        job = config.job
+        environment = {name: as_text(value) for name, value in config.environment.items()}
+        if job.image is None:
+            return cls(environment=environment)
+        definitions = tuple({"Name": name, "Regex": regex} for name, regex in job.metrics.items())
+        return cls(job.image, definitions, environment)
 
 
 @dataclass(frozen=True)
@@ -60,14 +85,16 @@ def job_request(
     resources: Resources,
     hyperparameters: Mapping[str, str] | None = None,
     extra_tags: Mapping[str, str] | None = None,
+    image: JobImage | None = None,
 ) -> dict[str, Any]:
     """Attempt 1's CreateTrainingJob request: what every spotline job has, whatever its kind."""
+    image = image or JobImage()
     request: dict[str, Any] = {
         "TrainingJobName": job_name(settings.job_prefix, run_id, 1),
         "AlgorithmSpecification": {
-            "TrainingImage": settings.image_uri,
+            "TrainingImage": image.uri or settings.image_uri,
             "TrainingInputMode": resources.input_mode,
-            "MetricDefinitions": metric_definitions(),
+            "MetricDefinitions": [dict(d) for d in image.metric_definitions],
         },
         "RoleArn": settings.execution_role_arn,
         "HyperParameters": dict(hyperparameters or {}),
@@ -87,7 +114,7 @@ def job_request(
             "LocalPath": CHECKPOINT_LOCAL_PATH,
         },
         "RetryStrategy": {"MaximumRetryAttempts": INTERNAL_RETRIES},
-        "Environment": {"SPOTLINE_RUN_ID": run_id, "SPOTLINE_ATTEMPT": "1"},
+        "Environment": {**image.environment, "SPOTLINE_RUN_ID": run_id, "SPOTLINE_ATTEMPT": "1"},
         "Tags": [
             {"Key": TAG_RUN_ID, "Value": run_id},
             {"Key": TAG_ATTEMPT, "Value": "1"},
@@ -131,6 +158,8 @@ def training_request(
         source_key=source_key,
         channels=channels,
         resources=resources,
+        hyperparameters={name: as_text(value) for name, value in config.hyperparameters.items()},
+        image=JobImage.of(config),
     )
     if job.vpc is not None:
         request["VpcConfig"] = {
@@ -163,6 +192,24 @@ def request_for_attempt(
         for t in request["Tags"]
     ]
     return request
+
+
+def relaunch_refusal(first: Mapping[str, Any], settings: Settings) -> str | None:
+    """Why spotline cannot create the next attempt of a run whose first job was ``first`` (None: it can).
+
+    Relaunches pass the stack's execution role and no other, and that role pulls the stack's image
+    and its AllowedImages only: a job launched elsewhere with another role or image is followed and
+    settled, but an attempt of it cannot be started."""
+    role = first.get("RoleArn")
+    if role != settings.execution_role_arn:
+        return (
+            f"the job runs with role {role}, and spotline starts jobs only with the stack's execution role "
+            f"{settings.execution_role_arn}: launch it with that role to have it relaunched"
+        )
+    image = (first.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    if image and image != settings.image_uri and not image_allowed(str(image), settings.allowed_images):
+        return f"its image {image} is not one of the stack's AllowedImages, which its execution role pulls"
+    return None
 
 
 def set_volume_encryption(request: dict[str, Any], kms_key_arn: str | None) -> None:

@@ -10,6 +10,10 @@ attempt's instance type and ``n`` its instance count:
 
 summed over the attempts. The on-demand figure counts work a Spot interruption threw away since
 the last checkpoint, so it is an upper bound; both numbers are labelled estimates.
+
+A run whose image does not resume from checkpoints (a ``job.image`` without ``checkpoints: true``)
+restarts every relaunch from zero: the training of each attempt that did not complete is lost, and
+:func:`lost_work` counts it (seconds and estimated cost).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spotline.domain.attempts import AttemptFacts
+from spotline.domain.classify import Outcome
 from spotline.domain.plain import plain_fields
 from spotline.domain.prices import PRICE_SOURCE
 
@@ -84,6 +89,42 @@ def run_savings(
         savings_pct=round(100 * (1 - cost / on_demand), 1) if on_demand > 0 else 0.0,
         unpriced_types=unpriced,
         attempts=costs,
+    )
+
+
+@dataclass(frozen=True)
+class LostWork:
+    """Training of attempts a relaunch could not build on (the image does not resume): done again."""
+
+    attempts: tuple[int, ...]
+    training_s: int
+    estimated_cost_usd: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain_fields(self)
+
+
+def lost_work(
+    attempts: Iterable[AttemptFacts],
+    prices: Mapping[str, float],
+    instance_count: int = 1,
+    *,
+    resumes: bool,
+) -> LostWork | None:
+    """What the run's attempts that did not complete trained for nothing; None if the run resumes
+    (then at most the work since each attempt's last checkpoint is lost, which only the image knows)."""
+    if resumes:
+        return None
+    ended = [
+        a
+        for a in attempts
+        if a.outcome is not None and a.outcome != Outcome.COMPLETED.value and a.training_s > 0
+    ]
+    costs = [attempt_cost(a, prices, instance_count) for a in ended]
+    return LostWork(
+        attempts=tuple(a.attempt for a in ended),
+        training_s=sum(a.training_s for a in ended),
+        estimated_cost_usd=round(sum(c.estimated_cost_usd or 0.0 for c in costs), 4),
     )
 
 

@@ -8,9 +8,11 @@ same names.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from spotline.config.images import ALLOWED_IMAGE_PATTERN
 from spotline.domain.naming import JOB_PREFIX
 
 
@@ -28,6 +30,8 @@ EXECUTION_ROLE_ARN = "SPOTLINE_EXECUTION_ROLE_ARN"
 JOB_PREFIX_VAR = "SPOTLINE_JOB_PREFIX"
 KMS_KEY_ARN = "SPOTLINE_KMS_KEY_ARN"
 EXTRA_DATA_BUCKETS = "SPOTLINE_EXTRA_DATA_BUCKETS"
+# Comma-separated ECR repository ARN patterns a config's job.image may name (the stack's image always).
+ALLOWED_IMAGES = "SPOTLINE_ALLOWED_IMAGES"
 MAX_CONFIG_BYTES = "SPOTLINE_MAX_CONFIG_BYTES"
 RELAUNCH_QUEUE_URL = "SPOTLINE_RELAUNCH_QUEUE_URL"  # job-state and relaunch functions: the retry delay queue
 SPOT_MARKET = "SPOTLINE_SPOT_MARKET"  # "aws" (default) or "emulated": the local stack's, said on reports
@@ -55,6 +59,7 @@ class Settings:
     event_bus: str = "default"
     kms_key_arn: str | None = None
     extra_data_buckets: frozenset[str] = field(default_factory=frozenset)
+    allowed_images: tuple[str, ...] = ()
     max_config_bytes: int = 256 * 1024
     relaunch_queue_url: str | None = None
     prices_json: str | None = None
@@ -90,6 +95,12 @@ class Settings:
         except ValueError as e:
             raise SettingsError(f"{MAX_CONFIG_BYTES} must be a whole number of bytes") from e
         extra = frozenset(b.strip() for b in env.get(EXTRA_DATA_BUCKETS, "").split(",") if b.strip())
+        images = tuple(p.strip() for p in env.get(ALLOWED_IMAGES, "").split(",") if p.strip())
+        malformed = [p for p in images if not re.fullmatch(ALLOWED_IMAGE_PATTERN, p)]
+        if malformed:
+            raise SettingsError(
+                f"{ALLOWED_IMAGES}: not an ECR repository ARN pattern: {', '.join(malformed)}"
+            )
         return cls(
             bucket=env[BUCKET],
             table=env[TABLE],
@@ -100,6 +111,7 @@ class Settings:
             event_bus=env.get(EVENT_BUS) or "default",
             kms_key_arn=env.get(KMS_KEY_ARN) or None,
             extra_data_buckets=extra,
+            allowed_images=images,
             max_config_bytes=max_config_bytes,
             relaunch_queue_url=env.get(RELAUNCH_QUEUE_URL) or None,
             prices_json=env.get(PRICES) or None,

@@ -13,6 +13,7 @@
 | ignored object      | ``IGNORED#<hash>`` | ``NOTICE#ignored``  |                  |                        |
 | run of a source     | ``SOURCE#<b>/<k>`` | ``RUN#<created>#<id>`` |               |                        |
 | the promoted model  | ``MODEL``          | ``PROMOTED``        |                  |                        |
+| ... of your image   | ``MODEL``          | ``PROMOTED#<image>``|                  |                        |
 | trial of a tuning run | a run's          | ``TRIAL#<job name>`` |                 |                        |
 | run of a tuning job | ``TUNINGJOB#<name>`` | ``RUN``           |                  |                        |
 """
@@ -46,5 +47,12 @@ notice_sk: Callable[[str], str] = (NOTICE_PREFIX + "{}").format
 ignored_pk: Callable[[str], str] = "IGNORED#{}".format
 source_pk: Callable[[str, str], str] = "SOURCE#{}/{}".format
 source_run_sk: Callable[[str, str], str] = (SOURCE_RUN_PREFIX + "{}#{}").format
+
+
+def promoted_sk(image: str | None) -> str:
+    """The promoted model of spotline's image (``None``: the one inference uses), or of ``image``."""
+    return PROMOTED_SK if image is None else f"{PROMOTED_SK}#{image}"
+
+
 trial_sk: Callable[[str], str] = (TRIAL_PREFIX + "{}").format
 tuning_job_pk: Callable[[str], str] = "TUNINGJOB#{}".format

@@ -3,11 +3,13 @@
 One item, ``pk = MODEL``, ``sk = PROMOTED``, written conditionally: a run promotes only if no
 model is promoted yet or the promoted one comes from an older run (ordered by the run's
 creation time, then run id). A late-finishing old run can therefore never replace a newer one.
+A run of an image of your own promotes under ``sk = PROMOTED#<image>``, by the same rule: its
+model is no model spotline's inference could run.
 """
 
 from __future__ import annotations
 
-from spotline.ledger.keys import MODEL_PK, PROMOTED_SK
+from spotline.ledger.keys import MODEL_PK, promoted_sk
 from spotline.ledger.records import Promotion
 from spotline.ledger.table import ConditionFailed, LedgerTable
 
@@ -22,11 +24,11 @@ class Models:
         self.table = table
 
     def promote(self, promotion: Promotion, *, order: str) -> bool:
-        """Make ``promotion`` the promoted model unless a newer run's model is already promoted."""
+        """Make ``promotion`` the promoted model of its image unless a newer run's model is already."""
         try:
             self.table.update(
                 MODEL_PK,
-                PROMOTED_SK,
+                promoted_sk(promotion.image),
                 {**promotion.to_attrs(), "order": order},
                 condition="attribute_not_exists(pk) OR #order <= :order",
                 condition_values={"#order": "order", ":order": order},
@@ -35,7 +37,7 @@ class Models:
             return False
         return True
 
-    def promoted(self) -> Promotion | None:
-        """The promoted model, or None before the first promotion."""
-        item = self.table.get(MODEL_PK, PROMOTED_SK)
+    def promoted(self, image: str | None = None) -> Promotion | None:
+        """The promoted model of spotline's image (or of ``image``), or None before the first promotion."""
+        item = self.table.get(MODEL_PK, promoted_sk(image))
         return Promotion.from_item(item) if item else None

@@ -647,6 +647,7 @@ class Promotion:
     gate: Mapping[str, Any] = field(default_factory=dict)
     run_created_at: str | None = None
     promoted_at: str | None = None
+    image: str | None = None  # an image of your own (job.image); None: spotline's, which inference runs
     # A tuning run's best trial: the tuning job that ran it and the hyperparameters it was given.
     tuning_job: str | None = None
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
@@ -672,6 +673,7 @@ class Promotion:
             gate=dict(f.mapping("gate") or {}),
             run_created_at=f.opt_text("run_created_at"),
             promoted_at=f.opt_text("promoted_at"),
+            image=f.opt_text("image"),
             tuning_job=f.opt_text("tuning_job"),
             hyperparameters={str(k): str(v) for k, v in (f.mapping("hyperparameters") or {}).items()},
         )

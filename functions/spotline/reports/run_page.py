@@ -70,7 +70,7 @@ def _cards(page: RunPage) -> str:
         ("status", f'<span class="badge {esc(report.get("status"))}">{esc(report.get("status"))}</span>'),
         ("attempts", esc(len(report.get("attempts") or ()))),
         ("iterations", f"{esc(reached if reached is not None else 'unknown')} / {esc(of or 'unknown')}"),
-        ("validation mAP@0.5", esc(_num(metrics.get(VAL_MAP50)))),
+        _headline_metric(report, metrics),
         ("estimated cost", esc(usd(savings.get("estimated_cost_usd")))),
         (
             "Spot saved",
@@ -84,6 +84,16 @@ def _cards(page: RunPage) -> str:
         + "".join(f'<div class="card"><span class="note">{esc(k)}</span><b>{v}</b></div>' for k, v in cards)
         + "</div>"
     )
+
+
+def _headline_metric(report: Mapping[str, Any], metrics: Mapping[str, Any]) -> tuple[str, str]:
+    """Validation mAP@0.5 for spotline's image; for an image of your own, the metric its gate reads
+    (else its first final metric)."""
+    if VAL_MAP50 in metrics or not metrics:
+        return "validation mAP@0.5", esc(_num(metrics.get(VAL_MAP50)))
+    gate = ((report.get("results") or {}).get("promotion") or {}).get("metric")
+    name = gate if isinstance(gate, str) and gate in metrics else next(iter(metrics))
+    return str(name), esc(_num(metrics.get(name)))
 
 
 def _num(value: Any, spec: str = ".3f") -> str:
@@ -322,6 +332,14 @@ def _cost_section(page: RunPage) -> str:
     if unpriced:
         names = esc(", ".join(map(str, unpriced)))
         body += f'<p class="warn">No price known for {names}: left out of the totals.</p>'
+    lost = page.report.get("work_lost")
+    if lost:
+        attempts = ", ".join(str(a) for a in lost.get("attempts") or ()) or "none"
+        body += (
+            '<p class="warn" data-field="work_lost">The image does not resume from checkpoints: every '
+            f"relaunch started from zero. Training lost: {esc(duration(lost.get('training_s')))} "
+            f"(about {esc(usd(lost.get('estimated_cost_usd')))}; attempts {esc(attempts)}).</p>"
+        )
     if page.spot_market_emulated:
         body += (
             '<p class="warn" data-field="emulated">Local stack: the Spot market is emulated. '

@@ -10,16 +10,21 @@ ledger is behind it:
 * the ledger does not know the run at all: the run is built from ``DescribeTrainingJob``, the
   job's ``spotline:*`` tags (:mod:`spotline.domain.requests`) and its config snapshot
   ``runs/<run id>/config.yaml`` — or, without a readable snapshot, from the job alone with the
-  schema's default recovery policy.
+  schema's default recovery policy;
+* a job launched outside spotline that asks to be adopted (``spotline:adopt=true``; the SageMaker
+  SDK, boto3): the same, as attempt 1 of the run its name derives; a ``spotline:config`` tag names
+  its config under ``adopt/`` in the drop bucket, which becomes the run's snapshot. From then on
+  the run is recovered, settled, reported and alerted like any other.
 
-:func:`run_from_job` is the one place a run is built from a job; a job launched outside spotline
-but tagged for it would be adopted through the same function, with its own config's key.
+:func:`run_from_job` is the one place a run is built from a job. A trial of a hyperparameter
+tuning job is never made a run of its own: its tuning job launched it and follows it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,9 +38,17 @@ from spotline.config.job import JobSection
 from spotline.config.schema import Duration
 from spotline.domain import layout
 from spotline.domain.events import parse_timestamp
-from spotline.domain.naming import job_name
+from spotline.domain.naming import job_name, run_id_for_job
 from spotline.domain.policy import RunPolicy
-from spotline.domain.requests import TAG_ATTEMPT, TAG_KIND, TAG_RUN_ID, TAG_SOURCE_KEY
+from spotline.domain.requests import (
+    TAG_ADOPT,
+    TAG_ATTEMPT,
+    TAG_CONFIG,
+    TAG_KIND,
+    TAG_RUN_ID,
+    TAG_SOURCE_KEY,
+    tag_value,
+)
 from spotline.domain.settings import Settings
 from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
@@ -79,21 +92,51 @@ class JobOrigin:
     describe: Mapping[str, Any]
     tags: Mapping[str, str]
 
+    @property
+    def job_name(self) -> str:
+        return str(self.describe.get("TrainingJobName") or "")
+
+    @property
+    def adopted(self) -> bool:
+        """Launched elsewhere, tagged to be adopted (and not yet given a run id of spotline's)."""
+        return (
+            TAG_RUN_ID not in self.tags
+            and self.tags.get(TAG_ADOPT, "").strip().lower() == "true"
+            and self.run_id == run_id_for_job(self.job_name)
+        )
+
+    @property
+    def spotline_job(self) -> bool:
+        """Tagged as a job of this very run: spotline's own, or one that asks to be adopted."""
+        return self.tags.get(TAG_RUN_ID) == self.run_id or self.adopted
+
+
+# The tags that ask for adoption: a relaunched attempt carries the run's id instead.
+_ADOPTION_TAGS = (TAG_ADOPT, TAG_CONFIG)
+
 
 def request_from_job(origin: JobOrigin, job_prefix: str) -> dict[str, Any]:
     """Attempt 1's CreateTrainingJob request, as DescribeTrainingJob and the tags give it back."""
     request = {k: copy.deepcopy(origin.describe[k]) for k in REQUEST_FIELDS if origin.describe.get(k)}
     request["TrainingJobName"] = job_name(job_prefix, origin.run_id, 1)
-    request["Tags"] = [
-        {"Key": k, "Value": "1" if k == TAG_ATTEMPT else v}
-        for k, v in origin.tags.items()
-        if not k.startswith("aws:")
-    ]
+    tags = {k: v for k, v in origin.tags.items() if not k.startswith("aws:") and k not in _ADOPTION_TAGS}
+    tags.update(
+        {
+            TAG_RUN_ID: origin.run_id,
+            TAG_ATTEMPT: "1",
+            TAG_KIND: origin.kind.value,
+            TAG_SOURCE_KEY: tag_value(origin.source_key),
+        }
+    )
+    request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    environment = request.setdefault("Environment", {})
+    environment.setdefault("SPOTLINE_RUN_ID", origin.run_id)
     return request
 
 
 def policy_from_job(describe: Mapping[str, Any]) -> RunPolicy:
-    """The schema's default recovery policy on the job's own instance type, count and Spot setting."""
+    """The schema's default recovery policy on the job's own instance type, count and Spot setting;
+    it resumes if the job has a CheckpointConfig (every attempt then shares its S3 URI)."""
     resources = describe.get("ResourceConfig") or {}
     stopping = describe.get("StoppingCondition") or {}
     spot = bool(describe.get("EnableManagedSpotTraining"))
@@ -106,7 +149,8 @@ def policy_from_job(describe: Mapping[str, Any]) -> RunPolicy:
         max_wait=Duration(int(max_wait)) if max_wait else None,
         channels={"train": ""},
     )
-    return RunPolicy.from_config(RunConfig(job=job))
+    policy = RunPolicy.from_config(RunConfig(job=job))
+    return dataclasses.replace(policy, resumes=bool((describe.get("CheckpointConfig") or {}).get("S3Uri")))
 
 
 def run_from_job(origin: JobOrigin, *, settings: Settings, config: RunConfig | None) -> Run:
@@ -147,7 +191,9 @@ class RunCatchUp:
             raise NotCatchable(f"a trial of tuning job {describe['TuningJobArn']}: its tuning run records it")
         tags = dict(event_tags)
         if TAG_RUN_ID not in tags and describe.get("TrainingJobArn"):
-            tags = self.jobs.tags(str(describe["TrainingJobArn"]))
+            tags = {**tags, **self.jobs.tags(str(describe["TrainingJobArn"]))}
+        if describe.get("TuningJobArn"):
+            raise NotCatchable(f"a trial of {describe['TuningJobArn']}: its tuning job follows it")
         tagged = tags.get(TAG_RUN_ID)
         if tagged is not None and tagged != run_id:
             raise NotCatchable(f"the job's {TAG_RUN_ID} tag names run {tagged!r}, its name {run_id!r}")
@@ -155,7 +201,10 @@ class RunCatchUp:
             kind = RunKind(tags.get(TAG_KIND) or RunKind.TRAINING.value)
         except ValueError as e:
             raise NotCatchable(f"the job's {TAG_KIND} tag is {tags.get(TAG_KIND)!r}") from e
-        return JobOrigin(run_id, attempt, kind, tags.get(TAG_SOURCE_KEY, ""), describe, tags)
+        source_key = (
+            tags.get(TAG_SOURCE_KEY) or tags.get(TAG_CONFIG) or str(describe.get("TrainingJobName") or "")
+        )
+        return JobOrigin(run_id, attempt, kind, source_key, describe, tags)
 
     def catch_up(self, run: Run | None, origin: JobOrigin) -> Run:
         """The run, RUNNING at the job's attempt if it was behind it (or left as it is if settled)."""
@@ -173,16 +222,19 @@ class RunCatchUp:
         return run
 
     def _record_unknown_run(self, origin: JobOrigin) -> Run:
-        if origin.tags.get(TAG_RUN_ID) != origin.run_id:
+        if not origin.spotline_job:
             # Named like spotline's but not tagged as one: relaunching it would spend someone's money.
-            raise NotCatchable(f"a job without its run and without a {TAG_RUN_ID} tag is not spotline's")
+            raise NotCatchable(
+                f"a job without its run and without a {TAG_RUN_ID} or {TAG_ADOPT}=true tag is not spotline's"
+            )
         if origin.kind != RunKind.TRAINING:
             # An inference part's run is created before its job, with the part it belongs to.
             raise NotCatchable(f"an {origin.kind} job without its run: its batch part is unknown")
-        run = run_from_job(origin, settings=self.settings, config=self._snapshot(origin.run_id))
+        run = run_from_job(origin, settings=self.settings, config=self._snapshot(origin))
         logger.warning(
-            "job %s has no run in the ledger: rebuilt from the job itself",
-            origin.describe.get("TrainingJobName"),
+            "job %s has no run in the ledger: %s from the job itself",
+            origin.job_name,
+            "adopted" if origin.adopted else "rebuilt",
             extra={"run_id": origin.run_id, "from_snapshot": run.config_key is not None},
         )
         now = self.clock()
@@ -198,7 +250,7 @@ class RunCatchUp:
         return current
 
     def _record_launch(self, run: Run, origin: JobOrigin) -> Run:
-        rebuilt = run_from_job(origin, settings=self.settings, config=self._snapshot(origin.run_id))
+        rebuilt = run_from_job(origin, settings=self.settings, config=self._snapshot(origin))
         try:
             return self._store_launch(run.run_id, rebuilt, self.clock())
         except TransitionRefused:
@@ -215,11 +267,22 @@ class RunCatchUp:
             now=now,
         )
 
-    def _snapshot(self, run_id: str) -> RunConfig | None:
-        """The run's config snapshot, validated (None if it is missing or no longer valid)."""
+    def _snapshot(self, origin: JobOrigin) -> RunConfig | None:
+        """The run's config snapshot, validated (None if it is missing or no longer valid).
+
+        An adopted job's ``spotline:config`` (a key under ``adopt/``) becomes its snapshot."""
+        run_id = origin.run_id
         key = layout.run_config_key(run_id)
+        adopted_from = origin.tags.get(TAG_CONFIG) if origin.adopted else None
         try:
-            data = self.bucket.read(key, cap=self.settings.max_config_bytes)
+            if adopted_from is not None:
+                try:
+                    data = self.bucket.read(key, cap=self.settings.max_config_bytes)
+                except ObjectMissing:
+                    data = self._adoption_config(adopted_from)
+                    self.bucket.put(key, data, "application/yaml")
+            else:
+                data = self.bucket.read(key, cap=self.settings.max_config_bytes)
             return parse_run_config(
                 data,
                 ValidationContext(
@@ -227,9 +290,14 @@ class RunCatchUp:
                 ),
                 max_bytes=self.settings.max_config_bytes,
             )
-        except (ObjectMissing, ObjectTooLarge, ConfigError) as e:
+        except (ObjectMissing, ObjectTooLarge, ConfigError, layout.UnsafeKey) as e:
             logger.warning("no usable config snapshot %s: %s", key, e, extra={"run_id": run_id})
             return None
+
+    def _adoption_config(self, key: str) -> bytes:
+        """The config an adopted job names: a plain key under ``adopt/`` of the drop bucket."""
+        layout.check_user_key(key, layout.ADOPT)
+        return self.bucket.read(key, cap=self.settings.max_config_bytes)
 
     def _record_attempt(self, origin: JobOrigin) -> None:
         resources = origin.describe.get("ResourceConfig") or {}

@@ -2,10 +2,13 @@
 
 The flow, for one ``SageMaker Training Job State Change`` event:
 
-1. keep only spotline's jobs (``<prefix>-<run id>-aNN``) in a terminal status;
+1. keep only spotline's jobs in a terminal status: the run and attempt its ``spotline:*`` tags name
+   (:mod:`spotline.domain.job_identity`: spotline's own jobs, and jobs launched elsewhere that ask to
+   be adopted), or its name ``<prefix>-<run id>-aNN``; a tuning job's trial is left to its tuning job;
 2. find the run; a run the ledger does not know, still PENDING, or waiting for this very attempt
    is caught up from the job itself (:mod:`spotline.runs.catch_up`: a launch or relaunch that died
-   after CreateTrainingJob never leaves a paid job unwatched); an event of an older attempt than
+   after CreateTrainingJob never leaves a paid job unwatched, and an adopted job becomes a run the
+   same way); an event of an older attempt than
    the run's is stale; a run already settled for this attempt, with its notice sent, is a duplicate;
 3. DescribeTrainingJob (events lack failure reasons and billable seconds) and record the
    attempt's outcome and seconds, and how far it got: the checkpoint iteration it started from and
@@ -34,13 +37,14 @@ from spotline.adapters.relaunch_queue import RelaunchQueue
 from spotline.adapters.training_jobs import JobNotFound, TrainingJobs
 from spotline.domain.classify import TERMINAL_JOB_STATUSES, Action, Outcome, Rule, classify
 from spotline.domain.events import TrainingJobStateChange, parse_timestamp
-from spotline.domain.naming import parse_job_name
+from spotline.domain.job_identity import identify_job
 from spotline.domain.policy import RunPolicy
 from spotline.domain.progress import checkpoints_missing, no_progress, reached_iteration
+from spotline.domain.requests import TAG_KIND, relaunch_refusal
 from spotline.domain.retry import RELAUNCH_ACTIONS, Cap, CapReached, plan_relaunch
 from spotline.domain.savings import spent_usd
 from spotline.domain.settings import Settings
-from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunStatus
+from spotline.domain.states import TERMINAL_RUN_STATES, AttemptStatus, RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
 from spotline.ledger.records import Attempt, AttemptEnd, NextAttempt, Run
@@ -119,10 +123,13 @@ class JobStateFlow:
     clock: Callable[[], float] = time.time
 
     def on_job_ended(self, change: TrainingJobStateChange) -> StateOutcome:
-        parsed = parse_job_name(self.settings.job_prefix, change.job_name)
-        if parsed is None:
+        if change.tuning_job_arn or change.tags.get(TAG_KIND) == RunKind.TUNING.value:
+            # A trial (the tuner names it; it carries its tuning run's tags): recorded as a trial.
             return self._not_an_attempt(change)
-        run_id, attempt = parsed
+        identity = identify_job(self.settings.job_prefix, change.job_name, change.tags)
+        if identity is None:
+            return self._not_an_attempt(change)
+        run_id, attempt = identity.run_id, identity.attempt
         if change.status not in TERMINAL_JOB_STATUSES:
             return StateOutcome("ignored", run_id, attempt, reason=f"status {change.status} is not terminal")
         run = self.ledger.get_run(run_id)
@@ -201,8 +208,9 @@ class JobStateFlow:
             describe = self.jobs.describe(change.job_name)
         except JobNotFound:
             return StateOutcome("ignored", reason="SageMaker does not know this job")
-        if describe.get("TuningJobArn"):
-            return self.trial_events.on_trial_ended(change, describe)
+        tuning_job_arn = describe.get("TuningJobArn") or change.tuning_job_arn
+        if tuning_job_arn:
+            return self.trial_events.on_trial_ended(change, {**describe, "TuningJobArn": tuning_job_arn})
         return StateOutcome("ignored", reason=f"{change.job_name} is not a spotline job")
 
     def _record_attempt(self, run: Run, attempt: int, describe: Mapping[str, Any], rule: Rule) -> Attempt:
@@ -284,6 +292,9 @@ class JobStateFlow:
     def _relaunch(self, ended: EndedAttempt, policy: RunPolicy) -> StateOutcome:
         run, attempt, rule, describe = ended.run, ended.attempt, ended.rule, ended.describe
         run_id = run.run_id
+        refusal = relaunch_refusal(run.first_request or {}, self.settings)
+        if refusal is not None:
+            return self._settle(ended, RunStatus.FAILED, f"cannot be relaunched: {refusal}")
         attempts = [a for a in self.ledger.attempts(run_id) if a.attempt <= attempt]
         ours = writes_our_pointer(describe, self.settings.image_uri)
         stuck = no_progress(attempts, policy.checkpoint_period_s, pointer_expected=ours)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
@@ -32,12 +32,12 @@ from spotline.adapters.drop_bucket import DropBucket
 from spotline.adapters.notifier import Notifier
 from spotline.domain import layout
 from spotline.domain.plain import plain_fields
-from spotline.domain.savings import RunSavings, run_savings
+from spotline.domain.savings import LostWork, RunSavings, lost_work, run_savings
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.notices import Notices
-from spotline.ledger.records import Run
+from spotline.ledger.records import Attempt, Run
 from spotline.ledger.runs import RunLedger, TransitionRefused
 from spotline.ledger.trials import TrialLedger
 from spotline.runs.report_page import RunPages, run_report_document
@@ -219,6 +219,7 @@ class RunPublisher:
         savings = run_savings(
             [*attempts, *trials], self.prices, run.policy.instance_count if run.policy else 1
         )
+        lost = self._lost_work(run, attempts)
         describe = describe or {}
         metrics = final_metrics(describe)
         model_artifact = (
@@ -237,6 +238,7 @@ class RunPublisher:
             model_artifact=model_artifact,
             results=results,
             finished_at=iso_utc(now),
+            work_lost=lost,
             trials=trials,
         )
         report_key = layout.run_report_key(run_id)
@@ -256,6 +258,7 @@ class RunPublisher:
             "model_artifact": model_artifact,
             "final_metrics": metrics,
             "savings": _savings_summary(savings),
+            **({"work_lost": lost.to_dict()} if lost is not None else {}),
             "results": results,
             "report": self.bucket.uri(report_key),
             **self.run_pages.links(run_id),
@@ -272,12 +275,23 @@ class RunPublisher:
         return Settlement("settled" if sent else "duplicate", to, report_key, savings, results, reason)
 
     def announce_retry(self, run: Run, *, next_attempt: int, body: Mapping[str, Any]) -> bool:
-        """The one "retrying" message of a relaunch, with the run's page as it stands; False if sent."""
+        """The one "retrying" message of a relaunch, with the run's page as it stands; False if sent.
+
+        A run whose image does not resume says the relaunch starts over, and how much work is lost."""
         notice = notice_for(RunStatus.RETRYING, next_attempt)
-        subject = f"spotline: {run.label} retrying (attempt {next_attempt})"
+        attempts = self.ledger.attempts(run.run_id)
+        lost = self._lost_work(run, attempts)
+        restarts = "" if lost is None else ", restarts from zero"
+        subject = f"spotline: {run.label} retrying (attempt {next_attempt}{restarts})"
+        resumption: dict[str, Any] = {"resumes": lost is None}
+        if lost is not None:
+            resumption["restart"] = (
+                "the image does not resume from checkpoints (job.checkpoints is not true): attempt "
+                f"{next_attempt} starts from zero; {lost.training_s} s of training lost so far"
+            )
+            resumption["work_lost"] = lost.to_dict()
 
         def write_page() -> None:
-            attempts = self.ledger.attempts(run.run_id)
             trials = self.trials.trials(run.run_id) if run.kind == RunKind.TUNING else []
             savings = run_savings(
                 [*attempts, *trials], self.prices, run.policy.instance_count if run.policy else 1
@@ -288,6 +302,7 @@ class RunPublisher:
                 attempts,
                 savings,
                 reason=str(body.get("reason") or ""),
+                work_lost=lost,
                 trials=trials,
             )
             self.run_pages.write(run, report, now=self.clock())
@@ -297,7 +312,7 @@ class RunPublisher:
             RunStatus.RETRYING,
             notice,
             subject,
-            {"run_id": run.run_id, **body, **self.run_pages.links(run.run_id)},
+            {"run_id": run.run_id, **body, **resumption, **self.run_pages.links(run.run_id)},
             after_send=self._count_relaunch,
             before_send=write_page,
         )
@@ -347,6 +362,12 @@ class RunPublisher:
             after_send()
 
         return self.notices.of_run(run.run_id).send_once(notice, send, now=self.clock())
+
+    def _lost_work(self, run: Run, attempts: Sequence[Attempt]) -> LostWork | None:
+        policy = run.policy
+        if policy is None:
+            return None
+        return lost_work(attempts, self.prices, policy.instance_count, resumes=policy.resumes)
 
     def _count_relaunch(self) -> None:
         if self.metrics is not None:

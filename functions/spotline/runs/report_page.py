@@ -16,7 +16,7 @@ from typing import Any
 
 from spotline.adapters.drop_bucket import DropBucket, ObjectMissing, ObjectTooLarge, split_s3_uri
 from spotline.domain import layout
-from spotline.domain.savings import RunSavings
+from spotline.domain.savings import LostWork, RunSavings
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind, RunStatus
 from spotline.domain.timefmt import iso_utc
@@ -44,10 +44,15 @@ def run_report_document(
     model_artifact: str | None = None,
     results: Mapping[str, Any] | None = None,
     finished_at: str | None = None,
+    work_lost: LostWork | None = None,
     trials: Sequence[Trial] = (),
 ) -> dict[str, Any]:
-    """What ``runs/<run-id>/report.json`` holds (and the page shows); a tuning run lists its trials,
-    whose costs add up to the savings' totals."""
+    """What ``runs/<run-id>/report.json`` holds (and the page shows).
+
+    ``image`` is what the run's jobs ran; ``resumes`` whether its relaunches continue from the run's
+    checkpoints; ``work_lost`` (when they do not) the training redone from zero and its estimated cost;
+    a tuning run lists its ``trials``, whose costs add up to the savings' totals."""
+    request = run.first_request or {}
     return {
         "run_id": run.run_id,
         "kind": run.kind.value,
@@ -64,6 +69,9 @@ def run_report_document(
         **({"trials": [t.view() for t in trials]} if run.kind == RunKind.TUNING else {}),
         "savings": savings.to_dict(),
         "results": dict(results or {}),
+        "image": (request.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+        "resumes": run.policy.resumes if run.policy else True,
+        "work_lost": work_lost.to_dict() if work_lost else None,
     }
 
 

@@ -4,10 +4,11 @@ read it.
 SageMaker starts a job whatever its channels hold; an empty prefix or a missing ``annotations.json``
 then fails minutes later, billed, with a message about ``/opt/ml/input/data/train`` rather than the S3
 prefix the user wrote. So at launch, for every channel: its prefix has objects; and for the channels
-spotline's image reads (``train``, ``val``): ``annotations.json`` at the top of the prefix is COCO the
-image can load. The read is bounded: a file up to :data:`FULL_CHECK_BYTES` is parsed and its
-structure checked; a larger one is checked from its first :data:`HEAD_BYTES` only (that it is a JSON
-object that starts like COCO), as parsing it would not fit the function's memory.
+spotline's image reads (``train``, ``val``; not with a ``job.image`` of your own, which reads its own
+format): ``annotations.json`` at the top of the prefix is COCO the image can load. The read is
+bounded: a file up to :data:`FULL_CHECK_BYTES` is parsed and its structure checked; a larger one is
+checked from its first :data:`HEAD_BYTES` only (that it is a JSON object that starts like COCO), as
+parsing it would not fit the function's memory.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def data_issues(bucket: DropBucket, config: RunConfig) -> list[Issue]:
             if not bucket.has_objects(prefix, bucket=source):
                 issues.append(Issue(path, uri, f"{where} holds no objects: the job would get no {name} data"))
                 continue
-            if config.mode == "train" and name in IMAGE_CHANNELS:
+            # only spotline's image reads COCO annotations; an image of your own reads its own format
+            if config.mode == "train" and config.job.image is None and name in IMAGE_CHANNELS:
                 problem = _annotations_problem(bucket, source, _join(prefix, ANNOTATIONS))
                 if problem:
                     issues.append(Issue(path, uri, problem))

@@ -104,6 +104,8 @@ class TrainingLauncher(FirstAttemptLauncher):
             extra_data_buckets=self.settings.extra_data_buckets,
             priced_instance_types=frozenset(self.prices),
             dropped_config=True,
+            stack_image=self.settings.image_uri,
+            allowed_images=self.settings.allowed_images,
         )
 
     def launch_from_object(self, obj: ObjectCreated) -> LaunchOutcome:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotline.domain.naming import name_from_arn
+from spotline.domain.settings import Settings
 from spotline.domain.timefmt import iso_utc
 from spotline.ledger.models import Models, promotion_order
 from spotline.ledger.records import Promotion, Run
@@ -55,6 +56,7 @@ class PromotionResult:
 class TrainingCompleted:
     """What a completed training job publishes: the outcome of its run's promotion gate."""
 
+    settings: Settings
     models: Models
     ledger: RunLedger
 
@@ -93,6 +95,7 @@ class TrainingCompleted:
             gate={"metric": metric, "min": minimum, "value": value},
             run_created_at=run.created_at,
             promoted_at=iso_utc(now),
+            image=self._own_image(run),
             # A tuning run's best trial: which tuning job ran it, with what the tuner chose.
             tuning_job=name_from_arn(str(tuning_arn))
             if (tuning_arn := describe.get("TuningJobArn"))
@@ -101,3 +104,9 @@ class TrainingCompleted:
         )
         promoted = self.models.promote(promotion, order=promotion_order(run.created_at, run.run_id))
         return PromotionResult("passed", promoted, metric, value, minimum)
+
+    def _own_image(self, run: Run) -> str | None:
+        """The run's image if it is one of your own (its model goes to its own line), else None."""
+        spec = (run.first_request or {}).get("AlgorithmSpecification") or {}
+        image = spec.get("TrainingImage")
+        return str(image) if image and image != self.settings.image_uri else None

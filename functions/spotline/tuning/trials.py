@@ -110,7 +110,8 @@ class TrialRecorder:
         run = self.run_of(tuning_job, change.tags)
         if run is None:
             return StateOutcome(
-                "ignored", reason=f"{change.job_name}: tuning job {tuning_job} is not spotline's"
+                "ignored",
+                reason=f"{change.job_name}: a trial of tuning job {tuning_job}, which is not spotline's",
             )
         trial = self.trials.record(trial_from_job(run, tuning_job, describe))
         logger.info(

@@ -19,6 +19,7 @@ DOWN_TIMEOUT_S = 90.0  # the stack gives its jobs 30 s to checkpoint, then stops
 
 def cmd_local_up(args: argparse.Namespace) -> int:
     from spotline_local.faults import FaultsError, load_faults
+    from spotline_local.images import IMAGES_ENV, ImagesError, load_images
     from spotline_local.owned_folder import ForeignFolder
     from spotline_local.stack import LocalStack, StackOptions
     from spotline_local.stack_lock import StackRunning
@@ -27,12 +28,17 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         faults = load_faults(args.faults or os.environ.get(FAULTS_ENV))
     except (FaultsError, OSError) as e:
         raise CliError(f"faults file: {e}", "see `spotline local up --help` for its format") from e
+    try:
+        images = load_images(args.images or os.environ.get(IMAGES_ENV))
+    except ImagesError as e:
+        raise CliError(f"images file: {e}", "see docs/bring-your-own-container.md for its format") from e
     parameters: dict[str, Any] = {}
     if args.settle_seconds is not None:
         parameters["BatchSettleSeconds"] = args.settle_seconds
     options = StackOptions(
         workdir=args.workdir,
         faults=faults,
+        images=images,
         schedule_period_s=args.schedule_period,
         parameters=parameters,
         moto_port=args.port,
@@ -122,6 +128,11 @@ def register(sub: Any) -> None:
         "--faults",
         type=Path,
         help=f"faults file (YAML): Spot interruptions, capacity errors... (or ${FAULTS_ENV})",
+    )
+    up.add_argument(
+        "--images",
+        type=Path,
+        help="images file (YAML): image URI -> the local command that runs it (or $SPOTLINE_LOCAL_IMAGES)",
     )
     up.add_argument("--port", type=int, help="moto's port (default: a free one)")
     up.add_argument("--sagemaker-port", type=int, default=0, help="the local SageMaker's port")

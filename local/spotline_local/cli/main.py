@@ -61,10 +61,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     job = config.job
     where = f"{job.instance_type} ({'Spot' if job.spot else 'on-demand'})"
-    _out(
-        f"{args.config}: valid - {config.mode}, {config.solver.max_iter} iterations on {where}, "
-        f"up to {job.max_attempts} attempts"
-    )
+    what = f"{config.solver.max_iter} iterations" if job.image is None else f"image {job.image}"
+    _out(f"{args.config}: valid - {config.mode}, {what} on {where}, up to {job.max_attempts} attempts")
     return 0
 
 

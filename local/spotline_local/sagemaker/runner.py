@@ -22,12 +22,15 @@ import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from spotline_local import die_with_parent
 from spotline_local.faults import Fault
+from spotline_local.images import IMAGES_ENV, ImageCommand, LocalImages
 from spotline_local.sagemaker.jobs import TrainingJob
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,10 @@ CAPACITY_ERROR = (
 )
 STATUS_RESTART = "Restarting the training job from its checkpoints on new Spot capacity"
 INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
+NO_IMAGE = (
+    "ClientError: the local SageMaker has no command for image {image} and no container engine: "
+    f"map it to one in the local images file (${IMAGES_ENV})"
+)
 # Faults that end a job before it trains (nothing billed), with SageMaker's failure reason.
 FAILS_BEFORE_TRAINING = {"capacity_error": CAPACITY_ERROR, "internal_error": INTERNAL_ERROR}
 _STEP = re.compile(r"\bstep=(\d+)")
@@ -59,6 +66,8 @@ class RunnerSettings:
     torch_threads: int | None = None
     max_concurrent_jobs: int = 1
     keep_workdirs: bool = True
+    own_image: str = ""  # the stack's ImageUri: spotline's container
+    images: LocalImages = field(default_factory=LocalImages)
 
     def threads_for_job(self) -> int:
         """The thread count of a job starting now."""
@@ -104,6 +113,10 @@ class JobRunner:
         self._log_stream = f"{job.name}/algo-1-{int(time.time())}"
         self._synced: dict[str, tuple[int, int]] = {}
         self._interrupt_at: int | None = None
+        self._interrupt_line: re.Pattern[str] | None = None
+        self._interrupt_after: float | None = None
+        self.image = str(job.get("AlgorithmSpecification", {}).get("TrainingImage") or "")
+        self.command: ImageCommand | None = settings.images.command_for(self.image, settings.own_image)
         self._interrupt = threading.Event()
         self.process: subprocess.Popen[str] | None = None
         self._metric_regexes = [
@@ -149,8 +162,17 @@ class JobRunner:
                 BillableTimeInSeconds=0,
             )
             return
+        if self.command is None:
+            job.move(
+                "Failed",
+                "Failed",
+                FailureReason=NO_IMAGE.format(image=self.image),
+                TrainingTimeInSeconds=0,
+                BillableTimeInSeconds=0,
+            )
+            return
         if fault is not None and fault.kind == "spot_interruption":
-            self._interrupt_at = fault.at_iteration
+            self._arm(fault)
         started = time.time()
         job.set_fields(TrainingStartTime=started)
         self._open_log_stream()
@@ -162,7 +184,7 @@ class JobRunner:
             self._sync_checkpoints(final=True)
             if outcome == "interrupted" and fault is not None and fault.then == "restart":
                 job.move("Interrupted")
-                self._interrupt_at = None
+                self._disarm()
                 if self._wait(self.settings.phase_delay_s):
                     outcome = "stopped"
                 else:
@@ -197,6 +219,16 @@ class JobRunner:
                 FinalMetricDataList=metrics,
                 **billing,
             )
+
+    def _arm(self, fault: Fault) -> None:
+        """Interrupt at the fault's step, line or time (whichever comes first)."""
+        by_line_or_time = fault.at_line is not None or fault.after_seconds is not None
+        self._interrupt_at = None if by_line_or_time and not fault.at_iteration else fault.at_iteration
+        self._interrupt_line = re.compile(fault.at_line) if fault.at_line is not None else None
+        self._interrupt_after = fault.after_seconds
+
+    def _disarm(self) -> None:
+        self._interrupt_at, self._interrupt_line, self._interrupt_after = None, None, None
 
     def _wait(self, seconds: float) -> bool:
         """Sleep, waking early (True) if someone stops the job."""
@@ -332,7 +364,15 @@ class JobRunner:
             relative = key[len(prefix) :]
             if relative and not relative.endswith("/"):
                 path = self.checkpoint_dir / relative
-                self._download(bucket, key, path)
+                try:
+                    self._download(bucket, key, path)
+                except ClientError as e:
+                    # Listed, then gone: another job syncing the same location (the trials of a
+                    # tuning job share one) removed a checkpoint it rotated out. Nothing to restore.
+                    if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                        raise
+                    path.unlink(missing_ok=True)
+                    continue
                 stat = path.stat()
                 self._synced[relative] = (stat.st_size, stat.st_mtime_ns)
 
@@ -385,14 +425,21 @@ class JobRunner:
                 "KMP_BLOCKTIME": "0",
             }
         )
+        assert self.command is not None
+        env.update(self.command.environment)
         env.update({k: str(v) for k, v in (self.job.get("Environment") or {}).items()})
         return env
 
     def _train_once(self, started: float) -> tuple[str, int]:
         """Run the container once: ("exited", code), ("interrupted"|"stopped"|"max_runtime", code)."""
         self._interrupt.clear()
-        self.process = process = subprocess.Popen(  # noqa: S603 - this interpreter, the container's own entry point
-            die_with_parent.command("spotline_container", "train"),
+        assert self.command is not None
+        argv = [a.replace("{base}", str(self.base)) for a in self.command.argv]
+        training_since = time.time()
+        # The command is the image's stand-in: spotline's container, or the operator's own line of the
+        # stack's images file (never a job request's text); it ends with this process.
+        self.process = process = subprocess.Popen(  # noqa: S603
+            die_with_parent.exec_command(argv),
             cwd=self.base,
             start_new_session=True,  # its own process group: what it starts (loader workers) ends with it
             env=self._container_env(),
@@ -409,6 +456,15 @@ class JobRunner:
         last_sync = time.time()
         while process.poll() is None:
             if reason is None:
+                after = self._interrupt_after
+                if (
+                    after is not None
+                    and time.time() - training_since >= after
+                    and not self._interrupt.is_set()
+                ):
+                    self._disarm()
+                    self._interrupt.set()
+                    process.send_signal(signal.SIGTERM)  # the time the fault names has passed
                 if self._interrupt.is_set():
                     reason = "interrupted"  # the reader already sent SIGTERM, on the very line
                     deadline = time.time() + SIGTERM_GRACE_S
@@ -461,8 +517,10 @@ class JobRunner:
                 step = _STEP.search(line)
                 if step:
                     self.job.last_step = int(step.group(1))
-                if self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at:
-                    self._interrupt_at = None
+                at_step = self._interrupt_at is not None and step and int(step.group(1)) >= self._interrupt_at
+                at_line = self._interrupt_line is not None and self._interrupt_line.search(line)
+                if (at_step or at_line) and not self._interrupt.is_set():
+                    self._disarm()
                     self._interrupt.set()
                     process.send_signal(signal.SIGTERM)  # capacity reclaimed: no waiting for the poll loop
 

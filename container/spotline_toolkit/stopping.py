@@ -1,4 +1,10 @@
-"""SIGTERM as a request: finish the current step, checkpoint, exit (SageMaker allows 120 s)."""
+"""SIGTERM as a request: finish the current step, checkpoint, exit (SageMaker allows 120 s).
+
+SageMaker sends SIGTERM when a Spot instance is reclaimed or a job is stopped, and SIGKILL 120 s
+later. :class:`StopRequest` turns the signal into a flag the training loop polls between steps, and
+ends the process itself after a grace period (``SPOTLINE_STOP_GRACE_S``, default 110 s) should the
+loop never get there. Exit with :data:`SIGTERM_EXIT_CODE` and no failure file after saving.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,11 @@ import signal
 import threading
 import types
 
-from spotline_container.errors import SIGTERM_EXIT_CODE
-
 log = logging.getLogger(__name__)
 
 GRACE_ENV = "SPOTLINE_STOP_GRACE_S"
 DEFAULT_GRACE_S = 110.0
+SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
 
 
 class StopRequest:

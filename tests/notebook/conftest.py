@@ -1,0 +1,12 @@
+"""The notebook path needs the SageMaker SDK, which lives in a venv of its own (.tools/notebook).
+
+`make test-notebook` builds it and runs this folder with ``SPOTLINE_NOTEBOOK_PYTHON`` set (CI
+runs it after `make test`); a plain `pytest` of the repository leaves the folder out.
+"""
+
+from __future__ import annotations
+
+import os
+
+NOTEBOOK_PYTHON_ENV = "SPOTLINE_NOTEBOOK_PYTHON"
+collect_ignore_glob = [] if os.environ.get(NOTEBOOK_PYTHON_ENV) else ["test_*.py"]
