@@ -1,7 +1,8 @@
 """The notebook path needs the SageMaker SDK, which lives in a venv of its own (.tools/notebook).
 
-`make test-notebook` builds it and runs this folder with ``SPOTLINE_NOTEBOOK_PYTHON`` set (CI
-runs it after `make test`); a plain `pytest` of the repository leaves the folder out.
+`make test-notebook` builds it and runs this folder with ``SPOTLINE_NOTEBOOK_PYTHON`` set; `make test`
+(a plain `pytest` of the repository) leaves the folder out, so that the SDK's 1 GB install does not
+push it past its 10 minutes.
 """
 
 from __future__ import annotations
