@@ -87,7 +87,7 @@ test: setup lint typecheck template-check image-smoke
 	$(VENV)/bin/pytest -q
 
 # The notebook cells of docs/notebook.md with the real SageMaker SDK against a local stack. Apart
-# from `make test` so that the SDK's install (about 1 GB) does not push it past its 10 minutes.
+# from `make test` so that the SDK's install (about 1 GB) does not push it past its 10 minutes; CI runs both.
 test-notebook: $(STAMP) $(NOTEBOOK_STAMP)
 	SPOTLINE_NOTEBOOK_PYTHON=$(CURDIR)/$(NOTEBOOK_TOOLS)/bin/python $(VENV)/bin/pytest -q -n 0 tests/notebook
 

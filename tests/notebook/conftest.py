@@ -2,7 +2,7 @@
 
 `make test-notebook` builds it and runs this folder with ``SPOTLINE_NOTEBOOK_PYTHON`` set; `make test`
 (a plain `pytest` of the repository) leaves the folder out, so that the SDK's 1 GB install does not
-push it past its 10 minutes.
+push it past its 10 minutes (CI runs both).
 """
 
 from __future__ import annotations
