@@ -260,3 +260,19 @@ def test_a_tuning_run_without_trials_yet_says_so() -> None:
         RunPage(report=report(kind="tuning", trials=[]), curves=parse_metrics(b""), generated_at="now")
     )
     assert "No trial has ended yet." in html
+
+
+def test_the_attempts_timeline_starts_at_an_iso_utc_time_with_z() -> None:
+    attempts = [
+        {**a, "launched_at": start, "ended_at": end}
+        for a, (start, end) in zip(
+            report()["attempts"],
+            [("2026-12-02T03:29:42.781Z", "2026-12-02T03:29:47.882Z"), ("2026-12-02T03:29:48.127Z", None)],
+            strict=True,
+        )
+    ]
+    html = render_run_page(
+        RunPage(report=report(attempts=attempts), curves=parse_metrics(b""), generated_at="now")
+    )
+    assert ">2026-12-02T03:29:42.781Z</text>" in html
+    assert "+00:00" not in html

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from spotline.domain.timefmt import iso_utc
 from spotline.metric_names import TRAIN_LOSS, TRAIN_LR, VAL_MAP50
 from spotline.reports.chart import StepMark, legend, line_chart
 from spotline.reports.metrics import Curve, RunCurves
@@ -198,8 +199,9 @@ def _timeline(attempts: Sequence[Mapping[str, Any]]) -> str:
             f'<rect data-attempt="{number}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 6}" '
             f'rx="3" fill="{colour(number)}"/>'
         )
+    start = iso_utc(t0.timestamp())  # ISO 8601 with Z, as every time spotline shows
     parts.append(
-        f'<text x="{left}" y="{height - 4}" font-size="11" fill="#57606a">{esc(t0.isoformat())}</text>'
+        f'<text x="{left}" y="{height - 4}" font-size="11" fill="#57606a">{esc(start)}</text>'
         f'<text x="{width - 10}" y="{height - 4}" font-size="11" text-anchor="end" fill="#57606a">'
         f"+{esc(duration(total))}</text></svg>"
     )
