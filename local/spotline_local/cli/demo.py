@@ -240,8 +240,12 @@ def _story(stack: LocalStack, progress: Progress, output: OwnedFolder, stall_s: 
         pictures = _pictures(predictions, Path(data["unlabelled"]), staging)
         summary.savings, pages, summary.money = _pages(stack, runs, summary, staging, waits)
         summary.pictures = [output.path / p.name for p in pictures]
-        summary.pages = [output.path / p.name for p in pages]
-        (staging / "summary.json").write_text(json.dumps(_summary_json(summary), indent=2))
+        # Each page keeps its bucket key (runs/<id>/report.html, results/<batch>/report.html).
+        summary.pages = [output.path / p.relative_to(staging) for p in pages]
+        (staging / "summary.json").write_text(json.dumps(_summary_json(summary, output.path), indent=2))
+    missing = [p for p in summary.pages if not p.is_file()]
+    if missing or len(set(summary.pages)) != len(summary.pages):
+        raise DemoFailed(f"the report pages did not land apart in {output.path}: {summary.pages}")
     return summary
 
 
@@ -401,7 +405,8 @@ def _pictures(predictions: list[dict[str, Any]], images: Path, out_dir: Path) ->
     return pictures
 
 
-def _summary_json(s: Summary) -> dict[str, Any]:
+def _summary_json(s: Summary, out: Path) -> dict[str, Any]:
+    """summary.json: the numbers of the summary; files as paths relative to ``out``."""
     return {
         "training_run": s.run_id,
         "attempts": [
@@ -418,7 +423,7 @@ def _summary_json(s: Summary) -> dict[str, Any]:
         "detections_per_class": s.detections,
         "alerts": s.alerts,
         "pictures": [p.name for p in s.pictures],
-        "pages": [p.name for p in s.pages],
+        "pages": [str(p.relative_to(out)) for p in s.pages],
     }
 
 
