@@ -35,3 +35,24 @@ def test_a_config_of_your_own_image_validates_and_says_which_image_runs(
     out = capsys.readouterr().out
     assert "image 123456789012.dkr.ecr." in out and image in out
     assert "iterations" not in out  # spotline's solver does not apply to it
+
+
+def test_a_tuning_section_for_an_image_of_your_own_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "rail-legacy-tuned.yaml"
+    config.write_text(
+        "job:\n"
+        "  image: 123456789012.dkr.ecr.eu-west-3.amazonaws.com/rail-legacy:4.2\n"
+        '  metrics: {acc: "acc=([0-9.]+)"}\n'
+        "  channels: {train: datasets/rail/train/}\n"
+        "tuning:\n"
+        "  objective: {metric: acc, goal: maximize}\n"
+        "  max_trials: 2\n"
+        "  parallel_trials: 1\n"
+        "  ranges: {lr: {min: 0.001, max: 0.1}}\n"
+    )
+    assert main(["validate", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "1 problem" in out and "- tuning: got" in out
+    assert "tuning an image of your own is not supported yet" in out
