@@ -50,11 +50,17 @@ def _overlap(trials: list[dict[str, float]]) -> int:
     return most
 
 
+def _tuning_run(e2e: E2E, key: str) -> Run | None:
+    run = e2e.run_for(key)
+    return run if run is not None and (run.kind == RunKind.TUNING or run.status != "PENDING") else None
+
+
 def test_a_tuning_config_runs_its_trials_on_spot_and_promotes_the_best(
     e2e: E2E, dataset: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     e2e.put(KEY, TUNING_CONFIG)
-    started = wait_for("the launch function to record the tuning run", lambda: e2e.run_for(KEY))
+    # The launch claims the run before it reads the file (kind training), then records its kind.
+    started = wait_for("the launch function to record the tuning run", lambda: _tuning_run(e2e, KEY))
     assert started.kind == RunKind.TUNING, (started.status, started.reason, started.errors)
     run = e2e.finished(started.run_id)
     assert run.status == "SUCCEEDED", run.reason
