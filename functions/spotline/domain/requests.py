@@ -34,6 +34,24 @@ TAG_ADOPT = "spotline:adopt"
 TAG_CONFIG = "spotline:config"
 # SageMaker's RetryStrategy re-runs a job on InternalServerError without our involvement.
 INTERNAL_RETRIES = 2
+# What CreateTrainingJob takes that DescribeTrainingJob gives back (a run caught up from its job
+# rebuilds attempt 1's request from these; a tuning job's definition takes most of them).
+TRAINING_REQUEST_FIELDS = (
+    "AlgorithmSpecification",
+    "RoleArn",
+    "HyperParameters",
+    "InputDataConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+    "CheckpointConfig",
+    "VpcConfig",
+    "RetryStrategy",
+    "Environment",
+)
 
 
 def tag_value(text: str) -> str:

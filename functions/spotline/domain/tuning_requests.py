@@ -23,7 +23,7 @@ from spotline.config import RunConfig
 from spotline.config.loader import dump_yaml_value
 from spotline.config.tuning import TRIAL_CHECKPOINTS_ENV, RangeSection, objective_reports
 from spotline.domain.naming import tuning_job_name
-from spotline.domain.requests import TAG_KIND, training_request
+from spotline.domain.requests import TAG_KIND, TRAINING_REQUEST_FIELDS, training_request
 from spotline.domain.settings import Settings
 from spotline.domain.states import RunKind
 
@@ -36,21 +36,9 @@ WARM_START_TYPES = {
 }
 IDENTICAL = "IdenticalDataAndAlgorithm"
 FOLLOW_UP = 2  # the run's second tuning job: its lost trials, warm-started from the first
-# What a CreateTrainingJob request and a HyperParameterTrainingJobDefinition share, field for field.
-DEFINITION_FIELDS = (
-    "AlgorithmSpecification",
-    "RoleArn",
-    "InputDataConfig",
-    "VpcConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "CheckpointConfig",
-    "RetryStrategy",
-)
+# What a CreateTrainingJob request and a HyperParameterTrainingJobDefinition share, field for field
+# (the definition names hyperparameters StaticHyperParameters; its Environment is set below).
+DEFINITION_FIELDS = tuple(f for f in TRAINING_REQUEST_FIELDS if f not in ("HyperParameters", "Environment"))
 
 
 def tuning_request(

@@ -47,6 +47,7 @@ from spotline.domain.requests import (
     TAG_KIND,
     TAG_RUN_ID,
     TAG_SOURCE_KEY,
+    TRAINING_REQUEST_FIELDS,
     tag_value,
 )
 from spotline.domain.settings import Settings
@@ -57,23 +58,6 @@ from spotline.ledger.runs import AttemptExists, RunLedger, TransitionRefused
 
 logger = logging.getLogger(__name__)
 
-# What CreateTrainingJob takes that DescribeTrainingJob gives back (the request of attempt 1).
-REQUEST_FIELDS = (
-    "AlgorithmSpecification",
-    "RoleArn",
-    "HyperParameters",
-    "InputDataConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "CheckpointConfig",
-    "VpcConfig",
-    "RetryStrategy",
-    "Environment",
-)
 UNKNOWN_VERSION = "unknown"
 
 
@@ -117,7 +101,9 @@ _ADOPTION_TAGS = (TAG_ADOPT, TAG_CONFIG)
 
 def request_from_job(origin: JobOrigin, job_prefix: str) -> dict[str, Any]:
     """Attempt 1's CreateTrainingJob request, as DescribeTrainingJob and the tags give it back."""
-    request = {k: copy.deepcopy(origin.describe[k]) for k in REQUEST_FIELDS if origin.describe.get(k)}
+    request = {
+        k: copy.deepcopy(origin.describe[k]) for k in TRAINING_REQUEST_FIELDS if origin.describe.get(k)
+    }
     request["TrainingJobName"] = job_name(job_prefix, origin.run_id, 1)
     tags = {k: v for k, v in origin.tags.items() if not k.startswith("aws:") and k not in _ADOPTION_TAGS}
     tags.update(
